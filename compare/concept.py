@@ -1,0 +1,168 @@
+"""What a concept declares: its cases, its twins, its built-in witness.
+
+A ``Concept`` is data: a name, a family, a one-line summary and a list of ``Case``s. How a case
+runs is a function ``run(case, trial) -> Outcome``; the default (``compare.runner.run_module``)
+covers every concept that is a module (a layer, a loss, a whole model): build the torch twin,
+load its weights into the NumPy twin, run forward and backward on the same data, collect every
+named tensor. Concepts that are not one forward/backward (optimizers, training loops) pass their
+own ``run`` and return the same ``Outcome``: two dicts of named arrays, compared by the engine.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from compare.tolerances import DTYPES, Tolerance
+
+Draw = Callable[[np.random.Generator], np.ndarray]
+
+
+# --- input specifications: drawn once, in float64, from the case's seeded Generator -------
+def randn(*shape: int, scale: float = 1.0, shift: float = 0.0) -> Draw:
+    return lambda rng: shift + scale * rng.standard_normal(shape)
+
+
+def uniform(low: float, high: float, *shape: int) -> Draw:
+    return lambda rng: rng.uniform(low, high, size=shape)
+
+
+def randint(high: int, *shape: int, low: int = 0) -> Draw:
+    return lambda rng: rng.integers(low, high, size=shape, dtype=np.int64)
+
+
+def bernoulli(p: float, *shape: int) -> Draw:
+    return lambda rng: rng.random(shape) < p
+
+
+def fixed(values: Any, dtype: Any = None) -> Draw:
+    array = np.array(values, dtype=dtype)
+    return lambda rng: array.copy()
+
+
+def perturb_parameters(module: Any, rng: np.random.Generator, scale: float = 0.1) -> None:
+    """Add N(0, scale^2) noise to every parameter of a torch module (under no_grad).
+
+    Default initializations hide bugs: LayerNorm's weight of ones makes a forgotten factor
+    of gamma invisible, a bias of zeros a forgotten bias term. The noise comes from the
+    case's Generator, so both twins still get identical weights (via state_dict).
+    """
+    import torch
+    with torch.no_grad():
+        for _, param in module.named_parameters():
+            noise = rng.standard_normal(tuple(param.shape)) * scale
+            param.add_(torch.from_numpy(noise).to(param.dtype))
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration of a concept: constructor arguments, inputs, mode and checks.
+
+    ``numpy``/``torch``: the twin classes (same constructor signature, same state_dict keys).
+    ``builtin``: the torch built-in witness with that same constructor and state_dict (often
+    the ``torch.nn`` class itself), or None where torch has none.
+    ``inputs``: name -> draw(rng); floating-point inputs get gradients, integer/bool ones not.
+    ``prepare(torch_module, rng)``: sets the initial state (default: perturb the parameters).
+    ``fd``: check the NumPy backward by finite differences (off only at kinks, with a reason).
+    ``tolerance``: per-dtype override; whoever sets it says why in a comment.
+    ``options``: free-form settings for a concept's own ``run``.
+    """
+
+    name: str
+    numpy: type | None = None
+    torch: type | None = None
+    builtin: Callable[..., Any] | None = None
+    init: Mapping[str, Any] = field(default_factory=dict)
+    inputs: Mapping[str, Draw] = field(default_factory=dict)
+    train: bool = True
+    prepare: Callable[[Any, np.random.Generator], None] | None = perturb_parameters
+    fd: bool = True
+    tolerance: Mapping[str, Tolerance] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """How to run a case once: compute dtype, seed, the dtype its data is rounded to, checks.
+
+    ``data_dtype`` differs from ``dtype`` only for the float64 referee of a float32 run: the
+    referee computes in float64 on data (inputs, weights, upstream gradients) first rounded to
+    float32, so it is the exact answer to the question the float32 twins were asked.
+    """
+
+    dtype: str
+    seed: int = 0
+    data_dtype: str | None = None
+    device: str = "cpu"
+    builtin: bool = True
+    fd: bool = True
+
+    @property
+    def np_dtype(self) -> np.dtype:
+        return np.dtype(DTYPES[self.dtype])
+
+    @property
+    def torch_dtype(self) -> Any:
+        import torch
+        return {"float64": torch.float64, "float32": torch.float32}[self.dtype]
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+    def cast(self, array: Any) -> Any:
+        """Floating-point data rounded through ``data_dtype``, then in the compute dtype."""
+        array = np.asarray(array)
+        if not np.issubdtype(array.dtype, np.floating):
+            return array
+        return array.astype(DTYPES[self.data_dtype or self.dtype]).astype(self.np_dtype)
+
+
+@dataclass
+class Outcome:
+    """Named arrays from one trial. ``numpy`` and ``torch`` must have the same names;
+    ``builtin`` may cover a subset of ``torch``'s; ``fd`` maps a gradient name to
+    (analytic, numeric) arrays, the analytic ones taken from the NumPy twin."""
+
+    numpy: dict[str, np.ndarray]
+    torch: dict[str, np.ndarray]
+    builtin: dict[str, np.ndarray] = field(default_factory=dict)
+    fd: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # name -> remark shown in the table
+
+
+@dataclass
+class Concept:
+    """A concept: where its twins live, what it compares, and its cases.
+
+    ``run`` defaults to the module runner (``compare.runner.run_module``). ``extra_plots``,
+    if given, writes concept-specific figures: ``extra_plots(directory, seed) -> [paths]``.
+    ``compares`` is one line for the README's concept table and ``dualgrad list``.
+    """
+
+    name: str
+    family: str
+    summary: str
+    cases: Sequence[Case]
+    compares: str = ""
+    witness: str = ""  # the built-in's name, for listings ("F.layer_norm", "none")
+    run: Callable[[Case, Trial], Outcome] | None = None
+    tolerance: Mapping[str, Tolerance] = field(default_factory=dict)
+    extra_plots: Callable[[Path, int], list[Path]] | None = None
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.family}/{self.name}"
+
+    def source_path(self, tree: str) -> Path:
+        """The concept's file in ``numpy_impl``, ``torch_impl`` or ``compare``."""
+        return Path(__file__).resolve().parent.parent / tree / self.family / f"{self.name}.py"
+
+    def case(self, name: str) -> Case:
+        for case in self.cases:
+            if case.name == name:
+                return case
+        raise KeyError(f"{self.name} has no case {name!r}; cases: "
+                       + ", ".join(c.name for c in self.cases))

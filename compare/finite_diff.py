@@ -1,0 +1,76 @@
+"""Central finite differences in float64, for any NumPy function or module.
+
+    dL/dθ_i ≈ (L(θ + h e_i) - L(θ - h e_i)) / 2h
+
+``L`` is a scalar: for a module with output y and upstream gradient g it is ``sum(g * y)``, whose
+gradient is exactly what ``backward(g)`` returns. Each element is perturbed in place and restored.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from compare.tolerances import FINITE_DIFFERENCE_STEP
+
+
+def numerical_gradient(loss: Callable[[], float], array: np.ndarray,
+                       indices: Sequence[int] | None = None,
+                       h: float = FINITE_DIFFERENCE_STEP) -> np.ndarray:
+    """dL/d array by central differences, at the given flat ``indices`` (all if None).
+
+    ``array`` must be the float64 array that ``loss`` reads (it is perturbed in place);
+    returns the full gradient's shape when ``indices`` is None, else one value per index.
+    """
+    if array.dtype != np.float64:
+        raise TypeError(f"finite differences need float64, got {array.dtype}")
+    flat = array.reshape(-1)  # a view: writing into it perturbs `array`
+    if not np.shares_memory(flat, array):
+        raise ValueError("finite differences need a contiguous array to perturb in place")
+    chosen = range(flat.size) if indices is None else indices
+    grads = np.empty(len(chosen))
+    for k, i in enumerate(chosen):  # a loop over elements is inherent to finite differences
+        original = flat[i]
+        flat[i] = original + h
+        plus = loss()
+        flat[i] = original - h
+        minus = loss()
+        flat[i] = original
+        grads[k] = (plus - minus) / (2 * h)
+    return grads.reshape(array.shape) if indices is None else grads
+
+
+def weighted_sum(output: Any, grad_output: Any) -> float:
+    """sum(g * y) over a possibly nested tuple of outputs: the scalar whose gradient is backward(g)."""
+    if isinstance(output, (tuple, list)):
+        return sum(weighted_sum(o, g) for o, g in zip(output, grad_output) if g is not None)
+    return float(np.sum(np.asarray(grad_output, dtype=np.float64) * output))
+
+
+def check_module_gradients(module: Any, inputs: Sequence[np.ndarray], grad_output: Any,
+                           h: float = FINITE_DIFFERENCE_STEP) -> dict[str, np.ndarray]:
+    """Numerical gradients of ``sum(grad_output * module(*inputs))`` with respect to every
+    floating-point input (``grad.input.<position>``) and parameter (``grad.param.<name>``).
+
+    The module must be in float64 (``module.double()``); inputs are copied, never modified.
+    """
+    inputs = [np.array(x, copy=True) for x in inputs]
+    loss = lambda: weighted_sum(module(*inputs), grad_output)  # noqa: E731
+    grads = {}
+    for position, x in enumerate(inputs):
+        if np.issubdtype(x.dtype, np.floating):
+            grads[f"grad.input.{position}"] = numerical_gradient(loss, x, h=h)
+    for name, param in module.named_parameters():
+        grads[f"grad.param.{name}"] = numerical_gradient(loss, param.data, h=h)
+    return grads
+
+
+def check_function_gradients(forward: Callable[..., Any], inputs: Mapping[str, np.ndarray],
+                             grad_output: Any,
+                             h: float = FINITE_DIFFERENCE_STEP) -> dict[str, np.ndarray]:
+    """Numerical gradients of ``sum(grad_output * forward(**inputs))`` w.r.t. each float input."""
+    arrays = {k: np.array(v, copy=True) for k, v in inputs.items()}
+    loss = lambda: weighted_sum(forward(**arrays), grad_output)  # noqa: E731
+    return {name: numerical_gradient(loss, x, h=h) for name, x in arrays.items()
+            if np.issubdtype(x.dtype, np.floating)}

@@ -1,0 +1,1 @@
+"""The `layers` family: one comparison per concept."""

@@ -1,0 +1,287 @@
+"""Run a concept: every case, every dtype, every check; measure every named tensor.
+
+``run_module`` is the default way a case runs (DESIGN.md, "What a comparison does"):
+
+1. inputs drawn once from the seeded Generator, handed to torch with ``torch.from_numpy``;
+2. the torch twin initializes itself (``prepare`` perturbs it), its ``state_dict`` is loaded
+   into the NumPy twin;
+3. randomness inside the concept (a dropout mask) is an input, drawn once;
+4. the upstream gradient is random normal, never ones;
+5. outputs, input gradients, parameter gradients, buffers and named intermediates are
+   collected by name on both sides;
+6. the torch built-in witness runs like the twin, and float64 finite differences check the
+   NumPy backward;
+7. a float32 run is refereed by a float64 run on the same (float32-rounded) data.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from compare.concept import Case, Concept, Outcome, Trial
+from compare.finite_diff import numerical_gradient, weighted_sum
+from compare.report import Diff, Report, measure, referee
+from compare.tolerances import DEFAULT, FINITE_DIFFERENCE, Tolerance
+
+FD_MAX_ELEMENTS = 96  # per tensor; larger tensors are checked on a seeded random sample
+
+
+# --- nested outputs --------------------------------------------------------------------------
+def flatten(value: Any, prefix: str = "out") -> list[tuple[str, Any]]:
+    """A possibly nested tuple of outputs as [(name, leaf)]: out, or out.0, out.1.0, ..."""
+    if isinstance(value, (tuple, list)):
+        items = []
+        for i, item in enumerate(value):
+            items.extend(flatten(item, f"{prefix}.{i}"))
+        return items
+    return [(prefix, value)]
+
+
+def unflatten(structure: Any, leaves: dict[str, Any], prefix: str = "out") -> Any:
+    """The inverse of ``flatten`` for a dict of leaves (missing leaves become None)."""
+    if isinstance(structure, (tuple, list)):
+        return tuple(unflatten(item, leaves, f"{prefix}.{i}") for i, item in enumerate(structure))
+    return leaves.get(prefix)
+
+
+def _is_float(array: Any) -> bool:
+    return np.issubdtype(np.asarray(array).dtype, np.floating)
+
+
+# --- the torch side --------------------------------------------------------------------------
+def _torch_side(module: Any, inputs: dict[str, np.ndarray], trial: Trial,
+                draw_upstream: Callable[[list[tuple[str, Any]]], dict[str, np.ndarray]]):
+    """Forward, backward with upstream gradients drawn from the output shapes; all named values."""
+    import torch
+    leaves = {}
+    for name, value in inputs.items():
+        tensor = torch.from_numpy(np.ascontiguousarray(value)).to(trial.device)
+        if tensor.is_floating_point():
+            tensor.requires_grad_(True)
+        leaves[name] = tensor
+    output = module(*leaves.values())
+    outputs = flatten(output)
+    upstream = draw_upstream(outputs)
+    pairs = [(t, torch.from_numpy(upstream[n]).to(trial.device)) for n, t in outputs
+             if n in upstream and t.requires_grad]
+    if pairs:
+        torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+
+    def to_numpy(tensor: Any) -> np.ndarray:
+        return tensor.detach().cpu().numpy()
+
+    values = {name: to_numpy(t) for name, t in outputs}
+    for name, tensor in leaves.items():
+        if tensor.requires_grad:
+            grad = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
+            values[f"grad.input.{name}"] = to_numpy(grad)
+    for name, param in module.named_parameters():
+        grad = param.grad if param.grad is not None else torch.zeros_like(param)
+        values[f"grad.param.{name}"] = to_numpy(grad)
+    for name, buffer in module.named_buffers():
+        values[f"buffer.{name}"] = to_numpy(buffer)
+    for name, tensor in (getattr(module, "intermediates", None) or {}).items():
+        values[f"inter.{name}"] = to_numpy(tensor)
+        if tensor.requires_grad:
+            grad = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
+            values[f"grad.inter.{name}"] = to_numpy(grad)
+    return values, upstream
+
+
+# --- the NumPy side --------------------------------------------------------------------------
+def numpy_forward_backward(module: Any, inputs: dict[str, np.ndarray],
+                           upstream: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Forward and backward of a NumPy twin; every named value, as the torch side names them."""
+    output = module(*inputs.values())
+    outputs = flatten(output)
+    values = {name: np.asarray(v) for name, v in outputs}
+    grad_output = unflatten(output, upstream)
+    grads = module.backward(grad_output)
+    float_inputs = [name for name, x in inputs.items() if _is_float(x)]
+    if not isinstance(grads, tuple):
+        grads = () if grads is None and not float_inputs else (grads,)
+    if len(grads) == len(inputs) != len(float_inputs):  # also accept one slot per input
+        grads = tuple(g for (name, _), g in zip(inputs.items(), grads) if name in float_inputs)
+    if len(grads) != len(float_inputs):
+        raise ValueError(
+            f"{type(module).__name__}.backward returned {len(grads)} gradient(s), expected one "
+            f"per floating-point input ({', '.join(float_inputs) or 'none'})")
+    for name, grad in zip(float_inputs, grads):
+        values[f"grad.input.{name}"] = np.asarray(grad)
+    for name, param in module.named_parameters():
+        values[f"grad.param.{name}"] = param.grad
+    for name, buffer in module.named_buffers():
+        values[f"buffer.{name}"] = buffer
+    intermediate_grads = getattr(module, "intermediate_grads", None) or {}
+    for name, value in (getattr(module, "intermediates", None) or {}).items():
+        values[f"inter.{name}"] = np.asarray(value)
+        if name in intermediate_grads:
+            values[f"grad.inter.{name}"] = np.asarray(intermediate_grads[name])
+    return values
+
+
+def numpy_twin(case: Case, state: dict[str, np.ndarray], trial: Trial, cls: Any = None) -> Any:
+    """The NumPy twin (or a user's class) in the trial's dtype, with the torch twin's weights."""
+    module = (cls or case.numpy)(**case.init)
+    module.to(trial.np_dtype)
+    module.load_state_dict(state)
+    module.train(case.train)
+    return module
+
+
+def torch_module(cls: Any, case: Case, state: dict[str, np.ndarray], trial: Trial) -> Any:
+    import torch
+    module = cls(**case.init).to(dtype=trial.torch_dtype)
+    module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
+    module.to(trial.device)
+    module.train(case.train)
+    return module
+
+
+def initial_state(case: Case, trial: Trial, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The torch twin's own initialization (seeded), prepared, in float64, as arrays."""
+    import torch
+    torch.manual_seed(trial.seed)
+    reference = case.torch(**case.init).to(dtype=torch.float64)
+    if case.prepare is not None:
+        with torch.no_grad():
+            case.prepare(reference, rng)
+    return {k: trial.cast(v.detach().cpu().numpy().copy())
+            for k, v in reference.state_dict().items()}
+
+
+def run_module(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None) -> Outcome:
+    """The default runner: one forward and backward of each twin on identical data."""
+    rng = trial.rng()
+    state = initial_state(case, trial, rng)
+    inputs = {name: trial.cast(draw(rng)) for name, draw in case.inputs.items()}
+
+    def draw_upstream(outputs: list[tuple[str, Any]]) -> dict[str, np.ndarray]:
+        return {name: trial.cast(rng.standard_normal(tuple(t.shape)))
+                for name, t in outputs if t.is_floating_point() and t.requires_grad}
+
+    twin = torch_module(torch_cls or case.torch, case, state, trial)
+    torch_values, upstream = _torch_side(twin, inputs, trial, draw_upstream)
+    numpy_values = numpy_forward_backward(numpy_twin(case, state, trial, numpy_cls),
+                                          {k: v.copy() for k, v in inputs.items()}, upstream)
+    outcome = Outcome(numpy=numpy_values, torch=torch_values)
+    if trial.builtin and case.builtin is not None:
+        builtin = torch_module(case.builtin, case, state, trial)
+        outcome.builtin, _ = _torch_side(builtin, inputs, trial, lambda outputs: upstream)
+    if trial.fd and case.fd and trial.dtype == "float64":
+        outcome.fd = finite_differences(case, state, inputs, upstream, numpy_values, trial,
+                                        numpy_cls)
+    return outcome
+
+
+def finite_differences(case: Case, state: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
+                       upstream: dict[str, np.ndarray], analytic: dict[str, np.ndarray],
+                       trial: Trial, numpy_cls: Any = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Central differences of sum(upstream * output) w.r.t. every float input and parameter,
+    compared with the NumPy twin's analytic gradients (a seeded sample of large tensors)."""
+    module = numpy_twin(case, state, trial, numpy_cls)
+    arrays = {k: np.array(v, copy=True) for k, v in inputs.items()}
+    output = module(*arrays.values())
+    grad_output = unflatten(output, upstream)
+    loss = lambda: weighted_sum(module(*arrays.values()), grad_output)  # noqa: E731
+    targets = {f"grad.input.{k}": v for k, v in arrays.items() if _is_float(v)}
+    targets.update({f"grad.param.{k}": p.data for k, p in module.named_parameters()})
+    pick = np.random.default_rng(trial.seed + 1)
+    result = {}
+    for name, array in targets.items():
+        if name not in analytic:
+            continue
+        if array.size <= FD_MAX_ELEMENTS:
+            result[name] = (analytic[name], numerical_gradient(loss, array))
+        else:
+            index = np.sort(pick.choice(array.size, FD_MAX_ELEMENTS, replace=False))
+            result[name] = (np.asarray(analytic[name]).reshape(-1)[index],
+                            numerical_gradient(loss, array, index))
+    return result
+
+
+# --- comparing ---------------------------------------------------------------------------------
+def tolerance_for(concept: Concept, case: Case, dtype: str) -> Tolerance:
+    return case.tolerance.get(dtype) or concept.tolerance.get(dtype) or DEFAULT[dtype]
+
+
+def compare_outcome(outcome: Outcome, *, case: str, dtype: str, tolerance: Tolerance,
+                    truth: dict[str, np.ndarray] | None = None) -> list[Diff]:
+    """Every named tensor of an outcome measured: numpy vs torch, torch vs built-in, vs fd."""
+    diffs = []
+    common = dict(case=case, dtype=dtype)
+    names = list(outcome.torch) + [n for n in outcome.numpy if n not in outcome.torch]
+    for name in names:
+        if name not in outcome.numpy or name not in outcome.torch:
+            side = "NumPy twin" if name not in outcome.numpy else "torch twin"
+            present = outcome.torch.get(name, outcome.numpy.get(name))
+            diff = measure(np.full(np.shape(present), np.nan), present, tolerance,
+                           check="numpy-vs-torch", name=name, **common)
+            diff.passed, diff.note = False, f"missing from the {side}"
+            diffs.append(diff)
+            continue
+        diff = measure(outcome.numpy[name], outcome.torch[name], tolerance,
+                       check="numpy-vs-torch", name=name, **common)
+        if truth is not None and name in truth:
+            diff.referee = referee(outcome.numpy[name], outcome.torch[name], truth[name])
+        if name in outcome.notes:
+            diff.note = "; ".join(filter(None, [diff.note, outcome.notes[name]]))
+        diffs.append(diff)
+    for name, value in outcome.builtin.items():
+        if name in outcome.torch:
+            diffs.append(measure(outcome.torch[name], value, tolerance,
+                                 check="torch-vs-builtin", name=name, **common))
+    for name, (analytic, numeric) in outcome.fd.items():
+        diff = measure(analytic, numeric, FINITE_DIFFERENCE, check="numpy-vs-fd", name=name,
+                       case=case, dtype="float64")
+        if np.shape(analytic) != np.shape(outcome.numpy.get(name)):
+            diff.note = f"{np.size(numeric)} sampled elements"
+        diffs.append(diff)
+    return diffs
+
+
+def run_case(concept: Concept, case: Case, dtype: str, seed: int = 0,
+             device: str = "cpu") -> list[Diff]:
+    run = concept.run or run_module
+    outcome = run(case, Trial(dtype=dtype, seed=seed, device=device))
+    truth = None
+    if dtype != "float64":
+        referee_trial = Trial(dtype="float64", seed=seed, data_dtype=dtype, device=device,
+                              builtin=False, fd=False)
+        truth = run(case, referee_trial).torch
+    return compare_outcome(outcome, case=case.name, dtype=dtype,
+                           tolerance=tolerance_for(concept, case, dtype), truth=truth)
+
+
+def describe_exception(error: BaseException, skip_prefixes: Iterable[str] = ()) -> str:
+    """One line: the exception and the innermost frame outside the engine."""
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if not any(f.filename.startswith(p) for p in skip_prefixes)]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+    return f"{type(error).__name__}: {error}{where}"
+
+
+def run_concept(concept: Concept, dtypes: Sequence[str] = ("float64", "float32"),
+                seed: int = 0, device: str = "cpu",
+                cases: Sequence[str] | None = None) -> Report:
+    """Run every case of a concept in every dtype; an exception in a case becomes the
+    report's error (the report fails) rather than a crash."""
+    report = Report(concept=concept.name, family=concept.family, summary=concept.summary,
+                    seed=seed)
+    selected = [c for c in concept.cases if cases is None or c.name in cases]
+    started = time.perf_counter()
+    for case in selected:
+        for dtype in dtypes:
+            try:
+                report.diffs.extend(run_case(concept, case, dtype, seed, device))
+            except Exception as error:  # noqa: BLE001 -- reported, the run goes on
+                report.error = f"case {case.name!r}, {dtype}: {describe_exception(error)}"
+                break
+        if report.error:
+            break
+    report.seconds = time.perf_counter() - started
+    return report

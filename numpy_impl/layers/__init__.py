@@ -1,0 +1,1 @@
+"""The `layers` family: NumPy twins with hand-written backward passes."""

@@ -1,0 +1,1 @@
+"""PyTorch twins: each concept written idiomatically with torch.nn and autograd."""

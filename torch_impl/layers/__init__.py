@@ -1,0 +1,1 @@
+"""The `layers` family: PyTorch twins (autograd does the backward)."""
