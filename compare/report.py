@@ -99,7 +99,8 @@ def normwise_error(a: np.ndarray, b: np.ndarray) -> float:
     if a.size == 0:
         return 0.0
     same_nonfinite = (np.isnan(a) & np.isnan(b)) | (a == b)
-    diff = np.where(same_nonfinite, 0.0, np.abs(a - b))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(same_nonfinite, 0.0, np.abs(a - b))
     if not np.all(np.isfinite(diff)):
         return math.inf
     finite_b = b[np.isfinite(b)]
@@ -123,7 +124,8 @@ def measure(a: Any, b: Any, tolerance: Tolerance, *, case: str, dtype: str, chec
     b64 = b.astype(np.float64)
     agree_nonfinite = (np.isnan(a64) & np.isnan(b64)) | (np.isinf(a64) & (a64 == b64))
     one_sided = ~agree_nonfinite & ~(np.isfinite(a64) & np.isfinite(b64))
-    diff = np.where(np.isfinite(a64) & np.isfinite(b64), np.abs(a64 - b64), 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf - inf: masked out just below
+        diff = np.where(np.isfinite(a64) & np.isfinite(b64), np.abs(a64 - b64), 0.0)
     finite_b = b64[np.isfinite(b64)]
     scale = float(np.max(np.abs(finite_b))) if finite_b.size else 0.0
     bound = tolerance.bound(scale)

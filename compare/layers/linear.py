@@ -34,5 +34,5 @@ CONCEPT = Concept(
 )
 
 if __name__ == "__main__":
-    from compare.cli import main
-    main(["run", CONCEPT.name])
+    from compare.cli import run_as_script
+    run_as_script(CONCEPT.name)

@@ -1,0 +1,4 @@
+"""``python -m compare``: the ``dualgrad`` command line."""
+from compare.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,201 @@
+"""The ``dualgrad`` command line (also ``python -m compare``).
+
+    dualgrad list                      concepts by family, one line each
+    dualgrad run CONCEPT ... | --all   compare the twins; exit 0 agree, 1 mismatch, 2 bad usage
+    dualgrad show CONCEPT              the NumPy and the PyTorch code side by side
+
+Bad usage ends in one line on stderr naming what was wrong, and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+from compare import registry
+from compare.tolerances import DTYPES
+
+EXIT_AGREE, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage or bad input: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of usage + message
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dualgrad", description="Every neural-network concept written twice "
+                     "(NumPy by hand, PyTorch with autograd) and compared tensor by tensor.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    listing = commands.add_parser("list", help="concepts by family, one line each")
+    listing.add_argument("--json", action="store_true", help="one JSON object per concept")
+
+    run = commands.add_parser("run", help="compare the twins of one or more concepts")
+    run.add_argument("concepts", nargs="*", metavar="CONCEPT", help="e.g. layernorm, layers/mlp")
+    run.add_argument("--all", action="store_true", help="run every concept")
+    run.add_argument("--dtype", choices=[*DTYPES, "both"], default="both",
+                     help="float64 (exactness), float32 (realism, refereed by float64) or both "
+                          "(default)")
+    run.add_argument("--seed", type=int, default=0, help="seed of the inputs and weights (0)")
+    run.add_argument("--plots", metavar="DIR", type=Path, help="write a PNG per concept to DIR")
+    run.add_argument("--json", action="store_true",
+                     help="one JSON object per concept on stdout instead of tables")
+    run.add_argument("--device", default="cpu",
+                     help="where the torch twins run: cpu (default) or cuda")
+
+    show = commands.add_parser("show", help="the NumPy and the PyTorch code side by side")
+    show.add_argument("concept", metavar="CONCEPT")
+    show.add_argument("--width", type=int, help="total width in columns (default: the terminal's)")
+    return parser
+
+
+def _concept(name: str):
+    try:
+        return registry.get(name)
+    except registry.UnknownConcept as error:
+        raise UsageError(str(error)) from None
+
+
+def _check_plots_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise UsageError(f"cannot write plots to '{directory}': {reason}") from None
+
+
+def _check_device(device: str) -> None:
+    import torch
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"--device {device!r} is not a torch device; expected cpu or cuda") \
+            from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: CUDA is not available on this machine")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    concepts = registry.concepts().values()
+    if args.json:
+        for c in concepts:
+            print(json.dumps({"concept": c.name, "family": c.family, "summary": c.summary,
+                              "compares": c.compares, "witness": c.witness,
+                              "cases": [case.name for case in c.cases]}))
+        return EXIT_AGREE
+    width = max((len(c.name) for c in concepts), default=0)
+    family = None
+    for c in concepts:
+        if c.family != family:
+            family = c.family
+            print(f"{family}:")
+        print(f"  {c.name:<{width}}  {c.summary}  [{len(c.cases)} cases; "
+              f"witness: {c.witness or 'none'}]")
+    return EXIT_AGREE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from compare.runner import run_concept
+    if args.all and args.concepts:
+        raise UsageError("name concepts or use --all, not both")
+    if not args.all and not args.concepts:
+        raise UsageError("name at least one concept (see 'dualgrad list'), or use --all")
+    selected = list(registry.concepts().values()) if args.all else \
+        list({c.name: c for c in map(_concept, args.concepts)}.values())
+    if args.plots is not None:
+        _check_plots_dir(args.plots)
+    _check_device(args.device)
+    dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
+
+    all_agree = True
+    for i, concept in enumerate(selected, start=1):
+        report = run_concept(concept, dtypes=dtypes, seed=args.seed, device=args.device)
+        all_agree &= report.passed
+        written = []
+        if args.plots is not None:
+            written.append(report.plot(args.plots / f"{concept.name}.png"))
+            if concept.extra_plots is not None:
+                written.extend(concept.extra_plots(args.plots, args.seed))
+        if args.json:
+            print(json.dumps(report.to_dict()), flush=True)
+        else:
+            print(report.table() + "\n", flush=True)
+        if len(selected) > 1:
+            verdict = "agree" if report.passed else ("ERROR" if report.error else "MISMATCH")
+            print(f"[{i}/{len(selected)}] {concept.qualified_name}: {verdict} "
+                  f"({len(report.diffs)} tensors, {report.seconds:.2f} s)",
+                  file=sys.stderr, flush=True)
+        for path in written:
+            print(f"wrote {path}", file=sys.stderr)
+    if len(selected) > 1 and not args.json:
+        agreeing = "all" if all_agree else "not all"
+        print(f"{len(selected)} concepts run; {agreeing} agree")
+    return EXIT_AGREE if all_agree else EXIT_MISMATCH
+
+
+def side_by_side(left: str, right: str, left_title: str, right_title: str, width: int) -> str:
+    """Two texts in columns of equal width, long lines wrapped, line i beside line i."""
+    column = max(20, (width - 3) // 2)
+
+    def rows(line: str) -> list[str]:
+        line = line.expandtabs(4).rstrip()
+        return textwrap.wrap(line, column, subsequent_indent="  ", drop_whitespace=False,
+                             replace_whitespace=False) or [""]
+
+    out = [f"{left_title:<{column}} | {right_title}", f"{'-' * column}-+-{'-' * column}"]
+    left_lines, right_lines = left.splitlines(), right.splitlines()
+    for k in range(max(len(left_lines), len(right_lines))):
+        a = rows(left_lines[k]) if k < len(left_lines) else [""]
+        b = rows(right_lines[k]) if k < len(right_lines) else [""]
+        for j in range(max(len(a), len(b))):
+            cell = a[j] if j < len(a) else ""
+            out.append(f"{cell:<{column}} | {b[j] if j < len(b) else ''}".rstrip())
+    return "\n".join(out)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    concept = _concept(args.concept)
+    width = args.width or shutil.get_terminal_size(fallback=(160, 40)).columns
+    if width < 43:
+        raise UsageError(f"--width {width} is too narrow; expected at least 43 columns")
+    numpy_path, torch_path = concept.source_path("numpy_impl"), concept.source_path("torch_impl")
+    root = numpy_path.parent.parent.parent
+    print(side_by_side(numpy_path.read_text(), torch_path.read_text(),
+                       str(numpy_path.relative_to(root)), str(torch_path.relative_to(root)), width))
+    return EXIT_AGREE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return {"list": cmd_list, "run": cmd_run, "show": cmd_show}[args.command](args)
+    except UsageError as error:
+        print(f"dualgrad: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `dualgrad run --all | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        return EXIT_AGREE
+    except KeyboardInterrupt:
+        print("dualgrad: interrupted", file=sys.stderr)
+        return 130
+
+
+def run_as_script(name: str) -> None:
+    """``python -m compare.<family>.<concept> [run options]``: ``dualgrad run <concept>``."""
+    raise SystemExit(main(["run", name, *sys.argv[1:]]))

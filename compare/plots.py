@@ -1,0 +1,144 @@
+"""Figures for a ``Report`` (matplotlib, Agg backend: no display needed).
+
+One figure per concept:
+- top: each tensor's normwise relative error (NumPy vs torch, worst over cases) against its
+  tolerance, per dtype, on a log scale;
+- below, for the tensors with the largest error relative to tolerance: a heatmap of
+  |numpy - torch| (reshaped to 2-D) and a histogram of log10 of the elementwise relative error.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np  # noqa: E402
+
+from compare.report import Diff, Report  # noqa: E402
+
+MAX_DETAIL_ROWS = 6
+_TINY = np.finfo(np.float64).tiny
+_EXACT_FLOOR = -20.0  # where exactly equal elements are drawn on the log10 axis
+
+
+def as_2d(array: np.ndarray) -> np.ndarray:
+    """Any array as a matrix: scalars 1x1, vectors one row, else (prod(leading), last)."""
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 0:
+        return array.reshape(1, 1)
+    if array.ndim == 1:
+        return array.reshape(1, -1)
+    return array.reshape(-1, array.shape[-1])
+
+
+def _worst_per_tensor(diffs: Sequence[Diff], dtype: str) -> dict[str, Diff]:
+    worst: dict[str, Diff] = {}
+    for d in diffs:
+        if d.dtype == dtype and d.check == "numpy-vs-torch":
+            if d.name not in worst or _ratio(d) > _ratio(worst[d.name]):
+                worst[d.name] = d
+    return worst
+
+
+def _ratio(d: Diff) -> float:
+    return d.max_rel / d.tolerance.rtol if d.tolerance.rtol else d.max_rel
+
+
+def figure_for(report: Report) -> plt.Figure:
+    """The report's figure (not saved); titles say what is plotted and in which dtype."""
+    dtypes = list(dict.fromkeys(d.dtype for d in report.diffs))
+    names = list(dict.fromkeys(d.name for d in report.diffs if d.check == "numpy-vs-torch"))
+    comparable = [d for d in report.diffs if d.check == "numpy-vs-torch" and d.a is not None
+                  and d.b is not None and np.shape(d.a) == np.shape(d.b) and d.size]
+    worst_by_name: dict[str, Diff] = {}
+    for d in comparable:  # one detail row per tensor name: its worst case and dtype
+        if d.name not in worst_by_name or _ratio(d) > _ratio(worst_by_name[d.name]):
+            worst_by_name[d.name] = d
+    detail = sorted(worst_by_name.values(), key=lambda d: (d.passed, -_ratio(d)))
+    detail = detail[:MAX_DETAIL_ROWS]
+    bar_height = max(2.5, 0.22 * len(names) * max(1, len(dtypes)) + 1.2)
+    fig = plt.figure(figsize=(12, bar_height + 3.0 * len(detail)), layout="constrained")
+    grid = fig.add_gridspec(1 + len(detail), 2, height_ratios=[bar_height] + [3.0] * len(detail))
+    fig.suptitle(f"{report.family}/{report.concept}: NumPy manual backward vs torch autograd "
+                 f"(seed {report.seed}) -- {'agree' if report.passed else 'MISMATCH'}")
+
+    ax = fig.add_subplot(grid[0, :])
+    _error_bars(ax, report, names, dtypes)
+    for row, d in enumerate(detail, start=1):
+        _heatmap(fig.add_subplot(grid[row, 0]), d)
+        _histogram(fig.add_subplot(grid[row, 1]), d)
+    if len(worst_by_name) > len(detail):
+        fig.text(0.01, 0.002, f"detail rows: {len(detail)} of {len(worst_by_name)} tensors, "
+                 "largest error relative to tolerance first", fontsize=8)
+    return fig
+
+
+def _error_bars(ax: plt.Axes, report: Report, names: list[str], dtypes: list[str]) -> None:
+    if not names:
+        ax.set_title("no tensors were compared")
+        ax.axis("off")
+        return
+    width = 0.8 / max(1, len(dtypes))
+    y = np.arange(len(names))
+    for k, dtype in enumerate(dtypes):
+        worst = _worst_per_tensor(report.diffs, dtype)
+        errors = np.array([max(worst[n].max_rel, 1e-20) if n in worst else np.nan for n in names])
+        tols = np.array([worst[n].tolerance.rtol if n in worst else np.nan for n in names])
+        colours = ["tab:red" if n in worst and not worst[n].passed
+                   else ("tab:blue" if dtype == "float64" else "tab:orange") for n in names]
+        offset = y + (k - (len(dtypes) - 1) / 2) * width
+        ax.barh(offset, errors, height=width, color=colours, label=f"{dtype} error")
+        ax.scatter(tols, offset, marker="|", s=120, color="black",
+                   label="tolerance" if k == 0 else None)
+    ax.set_xscale("log")
+    ax.set_yticks(y, names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("normwise relative error max|numpy - torch| / max|torch| (worst case)")
+    ax.set_title("error of each tensor against its tolerance (" + ", ".join(dtypes) + ")")
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def _heatmap(ax: plt.Axes, d: Diff) -> None:
+    delta = as_2d(np.abs(np.asarray(d.a, np.float64) - np.asarray(d.b, np.float64)))
+    image = ax.imshow(np.nan_to_num(delta, nan=np.inf), aspect="auto", cmap="viridis",
+                      interpolation="nearest")
+    plt.colorbar(image, ax=ax, fraction=0.04)
+    ax.set_title(f"|numpy - torch| of {d.name} (case {d.case!r}, {d.dtype})", fontsize=9)
+    ax.set_xlabel("last dimension")
+    ax.set_ylabel("leading dims (flattened)")
+    for axis, n in ((ax.xaxis, delta.shape[1]), (ax.yaxis, delta.shape[0])):
+        if n <= 12:
+            axis.set_ticks(range(n))
+        else:
+            axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _histogram(ax: plt.Axes, d: Diff) -> None:
+    a = np.asarray(d.a, np.float64).reshape(-1)
+    b = np.asarray(d.b, np.float64).reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(a - b) / np.maximum(np.abs(b), _TINY)
+    exact = int(np.count_nonzero(rel == 0))
+    logs = np.log10(rel[np.isfinite(rel) & (rel > 0)])
+    ax.hist(np.concatenate([logs, np.full(exact, _EXACT_FLOOR)]), bins=40, color="tab:gray")
+    ax.axvline(np.log10(d.tolerance.rtol), color="tab:red", linestyle="--",
+               label=f"rtol {d.tolerance.rtol:.0e}")
+    ax.plot([], [], " ", label=f"{exact} of {a.size} exact (at {_EXACT_FLOOR:g})")
+    ax.set_title(f"log10 |numpy - torch| / |torch| of {d.name} ({d.dtype})", fontsize=9)
+    ax.set_xlabel("log10 elementwise relative error")
+    ax.set_ylabel("elements")
+    ax.legend(fontsize=7)
+
+
+def plot_report(report: Report, path: Path) -> Path:
+    """Write the report's figure to ``path`` (PNG) and return the path."""
+    fig = figure_for(report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
