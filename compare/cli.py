@@ -119,6 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_device(args.device)
     dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
 
+    progress = args.all or len(selected) > 1
     all_agree = True
     for i, concept in enumerate(selected, start=1):
         report = run_concept(concept, dtypes=dtypes, seed=args.seed, device=args.device)
@@ -132,14 +133,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(json.dumps(report.to_dict()), flush=True)
         else:
             print(report.table() + "\n", flush=True)
-        if len(selected) > 1:
+        if progress:
             verdict = "agree" if report.passed else ("ERROR" if report.error else "MISMATCH")
             print(f"[{i}/{len(selected)}] {concept.qualified_name}: {verdict} "
                   f"({len(report.diffs)} tensors, {report.seconds:.2f} s)",
                   file=sys.stderr, flush=True)
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
-    if len(selected) > 1 and not args.json:
+    if progress and not args.json:
         agreeing = "all" if all_agree else "not all"
         print(f"{len(selected)} concepts run; {agreeing} agree")
     return EXIT_AGREE if all_agree else EXIT_MISMATCH
