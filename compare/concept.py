@@ -67,7 +67,8 @@ class Case:
     ``inputs``: name -> draw(rng); floating-point inputs get gradients, integer/bool ones not.
     ``prepare(torch_module, rng)``: sets the initial state (default: perturb the parameters).
     ``fd``: check the NumPy backward by finite differences (off only at kinks, with a reason).
-    ``tolerance``: per-dtype override; whoever sets it says why in a comment.
+    ``tolerance``: override per dtype ("float64", "float32") or for finite differences ("fd"),
+    for the whole case or one tensor ("float32:grad.param.b1"); whoever sets one says why.
     ``options``: free-form settings for a concept's own ``run``.
     """
 

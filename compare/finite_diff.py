@@ -42,9 +42,10 @@ def numerical_gradient(loss: Callable[[], float], array: np.ndarray,
 
 
 def weighted_sum(output: Any, grad_output: Any) -> float:
-    """sum(g * y) over a possibly nested tuple of outputs: the scalar whose gradient is backward(g)."""
+    """sum(g * y) over nested tuples of outputs: the scalar whose gradient is backward(g)."""
     if isinstance(output, (tuple, list)):
-        return sum(weighted_sum(o, g) for o, g in zip(output, grad_output) if g is not None)
+        return sum(weighted_sum(o, g) for o, g in zip(output, grad_output, strict=True)
+                   if g is not None)
     return float(np.sum(np.asarray(grad_output, dtype=np.float64) * output))
 
 

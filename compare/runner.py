@@ -25,7 +25,7 @@ import numpy as np
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.finite_diff import numerical_gradient, weighted_sum
 from compare.report import Diff, Report, measure, referee
-from compare.tolerances import DEFAULT, FINITE_DIFFERENCE, Tolerance
+from compare.tolerances import DEFAULT, Tolerance
 
 FD_MAX_ELEMENTS = 96  # per tensor; larger tensors are checked on a seeded random sample
 
@@ -48,6 +48,12 @@ def unflatten(structure: Any, leaves: dict[str, Any], prefix: str = "out") -> An
     return leaves.get(prefix)
 
 
+def _tensor(array: np.ndarray) -> Any:
+    """A torch tensor sharing nothing with ``array`` (0-d stays 0-d, unlike ascontiguousarray)."""
+    import torch
+    return torch.from_numpy(np.array(array, copy=True, order="C"))
+
+
 def _is_float(array: Any) -> bool:
     return np.issubdtype(np.asarray(array).dtype, np.floating)
 
@@ -59,14 +65,14 @@ def _torch_side(module: Any, inputs: dict[str, np.ndarray], trial: Trial,
     import torch
     leaves = {}
     for name, value in inputs.items():
-        tensor = torch.from_numpy(np.ascontiguousarray(value)).to(trial.device)
+        tensor = _tensor(value).to(trial.device)
         if tensor.is_floating_point():
             tensor.requires_grad_(True)
         leaves[name] = tensor
     output = module(*leaves.values())
     outputs = flatten(output)
     upstream = draw_upstream(outputs)
-    pairs = [(t, torch.from_numpy(upstream[n]).to(trial.device)) for n, t in outputs
+    pairs = [(t, _tensor(upstream[n]).to(trial.device)) for n, t in outputs
              if n in upstream and t.requires_grad]
     if pairs:
         torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
@@ -105,12 +111,12 @@ def numpy_forward_backward(module: Any, inputs: dict[str, np.ndarray],
     if not isinstance(grads, tuple):
         grads = () if grads is None and not float_inputs else (grads,)
     if len(grads) == len(inputs) != len(float_inputs):  # also accept one slot per input
-        grads = tuple(g for (name, _), g in zip(inputs.items(), grads) if name in float_inputs)
+        grads = tuple(g for name, g in zip(inputs, grads, strict=True) if name in float_inputs)
     if len(grads) != len(float_inputs):
         raise ValueError(
             f"{type(module).__name__}.backward returned {len(grads)} gradient(s), expected one "
             f"per floating-point input ({', '.join(float_inputs) or 'none'})")
-    for name, grad in zip(float_inputs, grads):
+    for name, grad in zip(float_inputs, grads, strict=True):
         values[f"grad.input.{name}"] = np.asarray(grad)
     for name, param in module.named_parameters():
         values[f"grad.param.{name}"] = param.grad
@@ -134,9 +140,8 @@ def numpy_twin(case: Case, state: dict[str, np.ndarray], trial: Trial, cls: Any 
 
 
 def torch_module(cls: Any, case: Case, state: dict[str, np.ndarray], trial: Trial) -> Any:
-    import torch
     module = cls(**case.init).to(dtype=trial.torch_dtype)
-    module.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()})
+    module.load_state_dict({k: _tensor(v) for k, v in state.items()})
     module.to(trial.device)
     module.train(case.train)
     return module
@@ -180,7 +185,8 @@ def run_module(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any =
 
 def finite_differences(case: Case, state: dict[str, np.ndarray], inputs: dict[str, np.ndarray],
                        upstream: dict[str, np.ndarray], analytic: dict[str, np.ndarray],
-                       trial: Trial, numpy_cls: Any = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                       trial: Trial, numpy_cls: Any = None,
+                       ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Central differences of sum(upstream * output) w.r.t. every float input and parameter,
     compared with the NumPy twin's analytic gradients (a seeded sample of large tensors)."""
     module = numpy_twin(case, state, trial, numpy_cls)
@@ -205,11 +211,24 @@ def finite_differences(case: Case, state: dict[str, np.ndarray], inputs: dict[st
 
 
 # --- comparing ---------------------------------------------------------------------------------
-def tolerance_for(concept: Concept, case: Case, dtype: str) -> Tolerance:
-    return case.tolerance.get(dtype) or concept.tolerance.get(dtype) or DEFAULT[dtype]
+def tolerance_for(concept: Concept, case: Case, key: str, name: str = "") -> Tolerance:
+    """The tolerance for a dtype ("float64", "float32") or finite differences ("fd").
+
+    A case or concept may set one for a single tensor under "key:name" (e.g.
+    "float64:grad.param.b1" for a gradient that is zero in exact arithmetic); the most
+    specific setting wins: case tensor, concept tensor, case, concept, the default.
+    """
+    for source in (case.tolerance, concept.tolerance):
+        if f"{key}:{name}" in source:
+            return source[f"{key}:{name}"]
+    return case.tolerance.get(key) or concept.tolerance.get(key) or DEFAULT[key]
 
 
-def compare_outcome(outcome: Outcome, *, case: str, dtype: str, tolerance: Tolerance,
+ToleranceLookup = Callable[[str, str], Tolerance]  # (dtype or "fd", tensor name) -> Tolerance
+
+
+def compare_outcome(outcome: Outcome, *, case: str, dtype: str,
+                    tolerance: ToleranceLookup = lambda key, name: DEFAULT[key],
                     truth: dict[str, np.ndarray] | None = None) -> list[Diff]:
     """Every named tensor of an outcome measured: numpy vs torch, torch vs built-in, vs fd."""
     diffs = []
@@ -219,12 +238,12 @@ def compare_outcome(outcome: Outcome, *, case: str, dtype: str, tolerance: Toler
         if name not in outcome.numpy or name not in outcome.torch:
             side = "NumPy twin" if name not in outcome.numpy else "torch twin"
             present = outcome.torch.get(name, outcome.numpy.get(name))
-            diff = measure(np.full(np.shape(present), np.nan), present, tolerance,
+            diff = measure(np.full(np.shape(present), np.nan), present, tolerance(dtype, name),
                            check="numpy-vs-torch", name=name, **common)
             diff.passed, diff.note = False, f"missing from the {side}"
             diffs.append(diff)
             continue
-        diff = measure(outcome.numpy[name], outcome.torch[name], tolerance,
+        diff = measure(outcome.numpy[name], outcome.torch[name], tolerance(dtype, name),
                        check="numpy-vs-torch", name=name, **common)
         if truth is not None and name in truth:
             diff.referee = referee(outcome.numpy[name], outcome.torch[name], truth[name])
@@ -233,10 +252,10 @@ def compare_outcome(outcome: Outcome, *, case: str, dtype: str, tolerance: Toler
         diffs.append(diff)
     for name, value in outcome.builtin.items():
         if name in outcome.torch:
-            diffs.append(measure(outcome.torch[name], value, tolerance,
+            diffs.append(measure(outcome.torch[name], value, tolerance(dtype, name),
                                  check="torch-vs-builtin", name=name, **common))
     for name, (analytic, numeric) in outcome.fd.items():
-        diff = measure(analytic, numeric, FINITE_DIFFERENCE, check="numpy-vs-fd", name=name,
+        diff = measure(analytic, numeric, tolerance("fd", name), check="numpy-vs-fd", name=name,
                        case=case, dtype="float64")
         if np.shape(analytic) != np.shape(outcome.numpy.get(name)):
             diff.note = f"{np.size(numeric)} sampled elements"
@@ -253,8 +272,8 @@ def run_case(concept: Concept, case: Case, dtype: str, seed: int = 0,
         referee_trial = Trial(dtype="float64", seed=seed, data_dtype=dtype, device=device,
                               builtin=False, fd=False)
         truth = run(case, referee_trial).torch
-    return compare_outcome(outcome, case=case.name, dtype=dtype,
-                           tolerance=tolerance_for(concept, case, dtype), truth=truth)
+    return compare_outcome(outcome, case=case.name, dtype=dtype, truth=truth,
+                           tolerance=lambda key, name: tolerance_for(concept, case, key, name))
 
 
 def describe_exception(error: BaseException, skip_prefixes: Iterable[str] = ()) -> str:

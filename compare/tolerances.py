@@ -35,9 +35,6 @@ DEFAULT = {
 # wrong backward (those are off by O(1)).
 FINITE_DIFFERENCE_STEP = 1e-6
 FINITE_DIFFERENCE = Tolerance(rtol=1e-6)
+DEFAULT["fd"] = FINITE_DIFFERENCE  # a Case or Concept may override it under the key "fd"
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
-
-
-def default_for(dtype: str) -> Tolerance:
-    return DEFAULT[dtype]

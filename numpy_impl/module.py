@@ -39,7 +39,7 @@ class Parameter:
 
 
 def _to_numpy(value: Any) -> np.ndarray:
-    """An ndarray from an ndarray or anything tensor-like (torch.Tensor), without importing torch."""
+    """An ndarray from an ndarray or a torch tensor (duck-typed: numpy_impl never imports torch)."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu().numpy()
     return np.asarray(value)
