@@ -39,13 +39,9 @@ def _worst_per_tensor(diffs: Sequence[Diff], dtype: str) -> dict[str, Diff]:
     worst: dict[str, Diff] = {}
     for d in diffs:
         if d.dtype == dtype and d.check == "numpy-vs-torch":
-            if d.name not in worst or _ratio(d) > _ratio(worst[d.name]):
+            if d.name not in worst or d.usage > worst[d.name].usage:
                 worst[d.name] = d
     return worst
-
-
-def _ratio(d: Diff) -> float:
-    return d.max_rel / d.tolerance.rtol if d.tolerance.rtol else d.max_rel
 
 
 def figure_for(report: Report) -> plt.Figure:
@@ -56,9 +52,9 @@ def figure_for(report: Report) -> plt.Figure:
                   and d.b is not None and np.shape(d.a) == np.shape(d.b) and d.size]
     worst_by_name: dict[str, Diff] = {}
     for d in comparable:  # one detail row per tensor name: its worst case and dtype
-        if d.name not in worst_by_name or _ratio(d) > _ratio(worst_by_name[d.name]):
+        if d.name not in worst_by_name or d.usage > worst_by_name[d.name].usage:
             worst_by_name[d.name] = d
-    detail = sorted(worst_by_name.values(), key=lambda d: (d.passed, -_ratio(d)))
+    detail = sorted(worst_by_name.values(), key=lambda d: (d.passed, -d.usage))
     detail = detail[:MAX_DETAIL_ROWS]
     bar_height = max(2.5, 0.22 * len(names) * max(1, len(dtypes)) + 1.2)
     fig = plt.figure(figsize=(12, bar_height + 3.0 * len(detail)), layout="constrained")
@@ -87,7 +83,9 @@ def _error_bars(ax: plt.Axes, report: Report, names: list[str], dtypes: list[str
     for k, dtype in enumerate(dtypes):
         worst = _worst_per_tensor(report.diffs, dtype)
         errors = np.array([max(worst[n].max_rel, 1e-20) if n in worst else np.nan for n in names])
-        tols = np.array([worst[n].tolerance.rtol if n in worst else np.nan for n in names])
+        # the bound relative to the tensor's scale: rtol, or more where an atol applies
+        tols = np.array([worst[n].bound / max(worst[n].scale, _TINY) if n in worst else np.nan
+                         for n in names])
         colours = ["tab:red" if n in worst and not worst[n].passed
                    else ("tab:blue" if dtype == "float64" else "tab:orange") for n in names]
         offset = y + (k - (len(dtypes) - 1) / 2) * width
@@ -123,7 +121,8 @@ def _histogram(ax: plt.Axes, d: Diff) -> None:
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.abs(a - b) / np.maximum(np.abs(b), _TINY)
     exact = int(np.count_nonzero(rel == 0))
-    logs = np.log10(rel[np.isfinite(rel) & (rel > 0)])
+    # elements whose reference is ~0 have huge relative errors; draw them at 1e2 ("way off")
+    logs = np.minimum(np.log10(rel[np.isfinite(rel) & (rel > 0)]), 2.0)
     ax.hist(np.concatenate([logs, np.full(exact, _EXACT_FLOOR)]), bins=40, color="tab:gray")
     ax.axvline(np.log10(d.tolerance.rtol), color="tab:red", linestyle="--",
                label=f"rtol {d.tolerance.rtol:.0e}")

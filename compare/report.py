@@ -63,6 +63,7 @@ class Diff:
     exact: bool
     tolerance: Tolerance
     passed: bool
+    scale: float = 0.0  # max|b| over finite elements: what the normwise error is relative to
     note: str = ""
     referee: dict[str, Any] | None = None  # float32 only: both twins' error against float64
     a: np.ndarray | None = field(default=None, repr=False)
@@ -71,6 +72,18 @@ class Diff:
     @property
     def kind(self) -> str:
         return kind_of(self.name)
+
+    @property
+    def bound(self) -> float:
+        """The largest |a - b| this tensor may have: atol + rtol * max|b|."""
+        return self.tolerance.bound(self.scale)
+
+    @property
+    def usage(self) -> float:
+        """max|a - b| as a fraction of its bound: <= 1 passes (inf: error on a zero bound)."""
+        if self.max_abs == 0:
+            return 0.0
+        return self.max_abs / self.bound if self.bound > 0 else math.inf
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,7 +158,7 @@ def measure(a: Any, b: Any, tolerance: Tolerance, *, case: str, dtype: str, chec
     return Diff(shape=tuple(b.shape), max_abs=max_abs, max_rel=max_rel, n_outside=n_outside,
                 size=b.size, worst_index=worst_index, worst_values=worst_values,
                 exact=bool(np.array_equal(a64, b64, equal_nan=True)),
-                passed=n_outside == 0, note=note,
+                passed=n_outside == 0, scale=scale, note=note,
                 a=a if keep_arrays else None, b=b if keep_arrays else None, **common)
 
 
@@ -228,6 +241,8 @@ class Report:
                     r = d.referee
                     row += (f"   {r['closer']} (numpy {_num(r['numpy_vs_float64'])}, "
                             f"torch {_num(r['torch_vs_float64'])})")
+                if d.tolerance.atol:
+                    row += f"   [atol {d.tolerance.atol:.0e}]"
                 if d.note:
                     row += f"   [{d.note}]"
                 if not d.passed and d.worst_index is not None and d.worst_values is not None:
