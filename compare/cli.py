@@ -3,6 +3,8 @@
     dualgrad list                      concepts by family, one line each
     dualgrad run CONCEPT ... | --all   compare the twins; exit 0 agree, 1 mismatch, 2 bad usage
     dualgrad show CONCEPT              the NumPy and the PyTorch code side by side
+    dualgrad verify CONCEPT FILE.py:NAME   check your own implementation; exit 0 / 1 / 2
+    dualgrad exercise CONCEPT          write a skeleton to fill in, ready for verify
 
 Bad usage ends in one line on stderr naming what was wrong, and exit code 2.
 """
@@ -52,6 +54,27 @@ def _parser() -> argparse.ArgumentParser:
                      help="one JSON object per concept on stdout instead of tables")
     run.add_argument("--device", default="cpu",
                      help="where the torch twins run: cpu (default) or cuda")
+
+    verify = commands.add_parser(
+        "verify", help="check your own implementation against both references",
+        description="Run your implementation on every case of CONCEPT and compare every "
+                    "tensor with the NumPy twin, the torch twin and (NumPy) finite "
+                    "differences. Exit 0 when it matches, 1 when it does not, 2 when the "
+                    "file or name cannot be loaded.")
+    verify.add_argument("concept", metavar="CONCEPT",
+                        help="e.g. layernorm, or activations:GELU for one class of a concept")
+    verify.add_argument("impl", metavar="FILE.py:NAME",
+                        help="a class (NumPy Module or torch.nn.Module), or FORWARD,BACKWARD")
+    verify.add_argument("--dtype", choices=list(DTYPES), default="float64")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    verify.add_argument("--plots", metavar="DIR", type=Path, help="write the report's PNG to DIR")
+
+    exercise = commands.add_parser(
+        "exercise", help="write a skeleton file for your own implementation of a concept")
+    exercise.add_argument("concept", metavar="CONCEPT", help="e.g. layernorm, activations:GELU")
+    exercise.add_argument("--out", metavar="FILE", type=Path,
+                          help="where to write it (default: my_<concept>.py; - for stdout)")
 
     show = commands.add_parser("show", help="the NumPy and the PyTorch code side by side")
     show.add_argument("concept", metavar="CONCEPT")
@@ -151,6 +174,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_AGREE if all_agree else EXIT_MISMATCH
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    import torch
+
+    from compare.verify import VerifyError, load, verify
+    torch.set_num_threads(1)  # small tensors: see cmd_run
+    if args.plots is not None:
+        _check_plots_dir(args.plots)
+    try:
+        impl = load(args.impl)
+        report = verify(args.concept, impl, dtype=args.dtype, seed=args.seed)
+    except VerifyError as error:
+        raise UsageError(str(error)) from None
+    print(json.dumps(report.to_dict()) if args.json else report.table())
+    if args.plots is not None and report.diffs:
+        path = report.plot(args.plots / f"verify_{report.concept}.png")
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_AGREE if report.passed else EXIT_MISMATCH
+
+
+def cmd_exercise(args: argparse.Namespace) -> int:
+    from compare.exercise import skeleton
+    from compare.verify import VerifyError
+    try:
+        text, class_name = skeleton(args.concept)
+    except VerifyError as error:
+        raise UsageError(str(error)) from None
+    concept = args.concept.partition(":")[0]
+    out = args.out or Path(f"my_{concept.replace('/', '_')}.py")
+    if str(out) == "-":
+        print(text, end="")
+        return EXIT_AGREE
+    if out.exists():
+        raise UsageError(f"{out} exists; choose another --out (nothing was overwritten)")
+    try:
+        out.write_text(text)
+    except OSError as error:
+        raise UsageError(f"cannot write {out}: {error.strerror or error}") from None
+    print(f"wrote {out}: fill in forward and backward, then run\n"
+          f"  dualgrad verify {args.concept} {out}:{class_name}")
+    return EXIT_AGREE
+
+
 def side_by_side(left: str, right: str, left_title: str, right_title: str, width: int) -> str:
     """Two texts in columns of equal width, long lines wrapped, line i beside line i."""
     column = max(20, (width - 3) // 2)
@@ -190,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return {"list": cmd_list, "run": cmd_run, "show": cmd_show}[args.command](args)
+        commands = {"list": cmd_list, "run": cmd_run, "show": cmd_show, "verify": cmd_verify,
+                    "exercise": cmd_exercise}
+        return commands[args.command](args)
     except UsageError as error:
         print(f"dualgrad: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -131,7 +131,7 @@ class Outcome:
     torch: dict[str, np.ndarray]
     builtin: dict[str, np.ndarray] = field(default_factory=dict)
     fd: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    notes: dict[str, str] = field(default_factory=dict)  # name -> remark shown in the table
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)  # as given: context for diagnoses
 
 
 @dataclass

@@ -5,6 +5,8 @@ A ``Diff`` measures one named tensor of one case, in one dtype, for one check:
 - ``numpy-vs-torch``   the NumPy twin (manual backward) against the torch twin (autograd)
 - ``torch-vs-builtin`` the torch twin against the torch built-in (``F.layer_norm``, ...)
 - ``numpy-vs-fd``      the NumPy backward against central finite differences, float64
+- ``yours-vs-numpy``, ``yours-vs-torch``, ``yours-vs-fd``: a user's implementation against the
+  NumPy twin, the torch twin and finite differences (``compare.verify``)
 
 Its name says what the tensor is: ``out`` (a forward output), ``grad.input.x`` (the gradient
 of input ``x``), ``grad.param.weight``, ``buffer.running_mean`` (state after forward),
@@ -26,6 +28,9 @@ CHECKS = {
     "numpy-vs-torch": "NumPy manual backward vs torch autograd",
     "torch-vs-builtin": "torch twin vs the torch built-in",
     "numpy-vs-fd": "NumPy backward vs central finite differences (float64)",
+    "yours-vs-numpy": "your implementation vs the NumPy twin",
+    "yours-vs-torch": "your implementation vs the torch twin",
+    "yours-vs-fd": "your backward vs central finite differences (float64)",
 }
 
 _KINDS = (
@@ -65,6 +70,7 @@ class Diff:
     passed: bool
     scale: float = 0.0  # max|b| over finite elements: what the normwise error is relative to
     note: str = ""
+    diagnosis: str = ""  # for a failing tensor: what the difference looks like (compare.diagnose)
     referee: dict[str, Any] | None = None  # float32 only: both twins' error against float64
     a: np.ndarray | None = field(default=None, repr=False)
     b: np.ndarray | None = field(default=None, repr=False)
@@ -95,7 +101,8 @@ class Diff:
             "worst_values": None if self.worst_values is None
             else [_json_float(v) for v in self.worst_values],
             "exact": self.exact, "rtol": self.tolerance.rtol, "atol": self.tolerance.atol,
-            "passed": self.passed, "note": self.note, "referee": self.referee,
+            "passed": self.passed, "note": self.note, "diagnosis": self.diagnosis or None,
+            "referee": self.referee,
         }
 
 
@@ -132,7 +139,8 @@ def measure(a: Any, b: Any, tolerance: Tolerance, *, case: str, dtype: str, chec
         return Diff(shape=tuple(b.shape), max_abs=math.inf, max_rel=math.inf,
                     n_outside=max(a.size, b.size), size=b.size, worst_index=None,
                     worst_values=None, exact=False, passed=False,
-                    note=f"shape {tuple(a.shape)} vs {tuple(b.shape)}", **common)
+                    note=f"shape {tuple(a.shape)} vs {tuple(b.shape)}",
+                    a=a if keep_arrays else None, b=b if keep_arrays else None, **common)
     a64 = a.astype(np.float64)
     b64 = b.astype(np.float64)
     agree_nonfinite = (np.isnan(a64) & np.isnan(b64)) | (np.isinf(a64) & (a64 == b64))
@@ -211,17 +219,67 @@ class Report:
             grouped.setdefault((d.case, d.dtype), []).append(d)
         return list(grouped.items())
 
+    def divergence(self) -> list[dict[str, Any]]:
+        """Per case and dtype with named intermediates: each one's forward value and gradient
+        (forward order), the first intermediate whose value departs from the reference, and
+        the first whose gradient departs walking back from the output -- where a bug starts."""
+        check = self._primary_check()
+        tables = []
+        for (case, dtype), diffs in self.groups():
+            rows: dict[str, dict[str, Diff | None]] = {}
+            for d in diffs:
+                if d.check != check or not d.name.startswith(("inter.", "grad.inter.")):
+                    continue
+                key = "gradient" if d.name.startswith("grad.") else "forward"
+                name = d.name.split("inter.", 1)[1]
+                rows.setdefault(name, {"forward": None, "gradient": None})[key] = d
+            if not rows:
+                continue
+            order = list(rows)
+            first_forward = next((n for n in order if rows[n]["forward"] is not None
+                                  and not rows[n]["forward"].passed), None)
+            first_backward = next((n for n in reversed(order) if rows[n]["gradient"] is not None
+                                   and not rows[n]["gradient"].passed), None)
+            tables.append({"case": case, "dtype": dtype, "check": check,
+                           "first_forward": first_forward, "first_backward": first_backward,
+                           "rows": [{"name": n, **{k: _cell(v) for k, v in rows[n].items()}}
+                                    for n in order]})
+        return tables
+
+    def divergence_table(self) -> str:
+        lines = []
+        for t in self.divergence():
+            lines.append(f"\nfirst point of divergence: case {t['case']!r}, {t['dtype']} "
+                         f"({t['check']})")
+            lines.append(f"  {'intermediate':<18} {'forward: exact close max_diff':<32} "
+                         f"gradient: exact close max_diff")
+            for row in t["rows"]:
+                cells = [_cell_text(row[k]) for k in ("forward", "gradient")]
+                lines.append(f"  {row['name']:<18} {cells[0]:<32} {cells[1]}")
+            lines.append("  the forward pass first departs at: "
+                         + (t["first_forward"] or "nowhere (every intermediate matches)"))
+            lines.append("  the backward pass first departs at: "
+                         + (f"{t['first_backward']} (walking back from the output)"
+                            if t["first_backward"] else "nowhere (every gradient matches)"))
+        return "\n".join(lines)
+
     def summary_line(self) -> str:
         n_fail = len(self.failures)
         verdict = "agree" if self.passed else ("ERROR" if self.error else "MISMATCH")
+        check = self._primary_check()
         worst = {}
         for d in self.diffs:  # tensors held to an absolute bound (true value 0) are left out
-            if d.check == "numpy-vs-torch" and not d.tolerance.atol:
+            if d.check == check and not d.tolerance.atol:
                 worst[d.dtype] = max(worst.get(d.dtype, 0.0), d.max_rel)
         errors = ", ".join(f"{dtype} {value:.1e}" for dtype, value in worst.items())
         return (f"{self.family}/{self.concept}: {verdict} -- {len(self.diffs)} tensors compared, "
-                f"{n_fail} outside tolerance; worst numpy-vs-torch normwise error: "
+                f"{n_fail} outside tolerance; worst {check} normwise error: "
                 f"{errors or 'none'}")
+
+    def _primary_check(self) -> str:
+        """yours-vs-torch in a verification, numpy-vs-torch otherwise."""
+        return "yours-vs-torch" if any(d.check == "yours-vs-torch" for d in self.diffs) \
+            else "numpy-vs-torch"
 
     def table(self) -> str:
         lines = [f"{self.family}/{self.concept} -- {self.summary} (seed {self.seed})"]
@@ -245,10 +303,14 @@ class Report:
                     row += f"   [atol {d.tolerance.atol:.0e}]"
                 if d.note:
                     row += f"   [{d.note}]"
-                if not d.passed and d.worst_index is not None and d.worst_values is not None:
+                if d.diagnosis:
+                    row += f"\n      diagnosis: {d.diagnosis}"
+                elif not d.passed and d.worst_index is not None and d.worst_values is not None:
                     row += (f"   worst at {list(d.worst_index)}: "
                             f"{d.worst_values[0]:.6g} vs {d.worst_values[1]:.6g}")
                 lines.append(row)
+        if not self.passed and self.divergence():
+            lines.append(self.divergence_table())
         lines.append("\n" + self.summary_line())
         return "\n".join(lines)
 
@@ -257,7 +319,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"concept": self.concept, "family": self.family, "summary": self.summary,
                 "seed": self.seed, "passed": self.passed, "error": self.error or None,
-                "diffs": [d.to_dict() for d in self.diffs]}
+                "diffs": [d.to_dict() for d in self.diffs], "divergence": self.divergence()}
 
     def _repr_html_(self) -> str:
         verdict = "agree" if self.passed else "MISMATCH"
@@ -282,6 +344,19 @@ class Report:
         """Write this report's figure (heatmaps, error histograms, error vs tolerance) as PNG."""
         from compare.plots import plot_report  # matplotlib is imported only when plotting
         return plot_report(self, Path(path))
+
+
+def _cell(d: Diff | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {"exact": d.exact, "close": d.passed, "max_abs": _json_float(d.max_abs)}
+
+
+def _cell_text(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return "-"
+    return (f"{'yes' if cell['exact'] else 'no':<5} {'yes' if cell['close'] else 'NO':<5} "
+            f"{_num(cell['max_abs'])}")
 
 
 def _shape(shape: tuple[int, ...]) -> str:

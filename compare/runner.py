@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -173,7 +174,7 @@ def run_module(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any =
     torch_values, upstream = _torch_side(twin, inputs, trial, draw_upstream)
     numpy_values = numpy_forward_backward(numpy_twin(case, state, trial, numpy_cls),
                                           {k: v.copy() for k, v in inputs.items()}, upstream)
-    outcome = Outcome(numpy=numpy_values, torch=torch_values)
+    outcome = Outcome(numpy=numpy_values, torch=torch_values, inputs=inputs)
     if trial.builtin and case.builtin is not None:
         builtin = torch_module(case.builtin, case, state, trial)
         outcome.builtin, _ = _torch_side(builtin, inputs, trial, lambda outputs: upstream)
@@ -227,39 +228,73 @@ def tolerance_for(concept: Concept, case: Case, key: str, name: str = "") -> Tol
 ToleranceLookup = Callable[[str, str], Tolerance]  # (dtype or "fd", tensor name) -> Tolerance
 
 
-def compare_outcome(outcome: Outcome, *, case: str, dtype: str,
+def compare_named(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], *,
+                  check: str, case: str, dtype: str, tolerance: ToleranceLookup,
+                  truth: dict[str, np.ndarray] | None = None,
+                  labels: tuple[str, str] = ("NumPy twin", "torch twin"),
+                  optional: tuple[str, ...] = ()) -> list[Diff]:
+    """Measure every tensor of ``ours`` against the same name in ``reference``. A name on one
+    side only fails, unless ``ours`` lacks it and it starts with an ``optional`` prefix."""
+    diffs = []
+    for name in list(reference) + [n for n in ours if n not in reference]:
+        if name not in ours and name.startswith(optional) and optional:
+            continue
+        tol = tolerance(dtype, name)
+        if name not in ours or name not in reference:
+            present = reference.get(name, ours.get(name))
+            diff = measure(np.full(np.shape(present), np.nan), present, tol, check=check,
+                           name=name, case=case, dtype=dtype)
+            missing_from = labels[0] if name not in ours else labels[1]
+            diff.passed, diff.note = False, f"missing from the {missing_from}"
+        else:
+            diff = measure(ours[name], reference[name], tol, check=check, name=name,
+                           case=case, dtype=dtype)
+            if truth is not None and name in truth:
+                diff.referee = referee(ours[name], reference[name], truth[name])
+        diffs.append(diff)
+    return diffs
+
+
+def compare_fd(fd: dict[str, tuple[np.ndarray, np.ndarray]], *, check: str, case: str,
+               tolerance: ToleranceLookup, full: dict[str, np.ndarray]) -> list[Diff]:
+    """Analytic gradients against central finite differences (float64); ``full`` holds the
+    whole analytic tensors, to say when a large one was checked on a sample."""
+    diffs = []
+    for name, (analytic, numeric) in fd.items():
+        diff = measure(analytic, numeric, tolerance("fd", name), check=check, name=name,
+                       case=case, dtype="float64")
+        if np.shape(analytic) != np.shape(full.get(name)):
+            diff.note = f"{np.size(numeric)} sampled elements"
+        diffs.append(diff)
+    return diffs
+
+
+def attach_diagnoses(diffs: list[Diff], outcome: Outcome, case: Case) -> None:
+    """Give every failing diff a one-sentence diagnosis of what the difference looks like."""
+    from compare.diagnose import Context, diagnose
+    init = dict(case.init)
+    if case.numpy is not None:  # the defaults count too: ignore_index=-100, p=0.5, ...
+        for name, parameter in inspect.signature(case.numpy).parameters.items():
+            if parameter.default is not inspect.Parameter.empty:
+                init.setdefault(name, parameter.default)
+    context = Context(inputs=outcome.inputs, init=init)
+    for d in diffs:
+        if not d.passed and d.a is not None and d.b is not None:
+            d.diagnosis = diagnose(d.name, d.a, d.b, context, d.bound)
+
+
+def compare_outcome(outcome: Outcome, case: Case, dtype: str,
                     tolerance: ToleranceLookup = lambda key, name: DEFAULT[key],
                     truth: dict[str, np.ndarray] | None = None) -> list[Diff]:
     """Every named tensor of an outcome measured: numpy vs torch, torch vs built-in, vs fd."""
-    diffs = []
-    common = dict(case=case, dtype=dtype)
-    names = list(outcome.torch) + [n for n in outcome.numpy if n not in outcome.torch]
-    for name in names:
-        if name not in outcome.numpy or name not in outcome.torch:
-            side = "NumPy twin" if name not in outcome.numpy else "torch twin"
-            present = outcome.torch.get(name, outcome.numpy.get(name))
-            diff = measure(np.full(np.shape(present), np.nan), present, tolerance(dtype, name),
-                           check="numpy-vs-torch", name=name, **common)
-            diff.passed, diff.note = False, f"missing from the {side}"
-            diffs.append(diff)
-            continue
-        diff = measure(outcome.numpy[name], outcome.torch[name], tolerance(dtype, name),
-                       check="numpy-vs-torch", name=name, **common)
-        if truth is not None and name in truth:
-            diff.referee = referee(outcome.numpy[name], outcome.torch[name], truth[name])
-        if name in outcome.notes:
-            diff.note = "; ".join(filter(None, [diff.note, outcome.notes[name]]))
-        diffs.append(diff)
-    for name, value in outcome.builtin.items():
-        if name in outcome.torch:
-            diffs.append(measure(outcome.torch[name], value, tolerance(dtype, name),
-                                 check="torch-vs-builtin", name=name, **common))
-    for name, (analytic, numeric) in outcome.fd.items():
-        diff = measure(analytic, numeric, tolerance("fd", name), check="numpy-vs-fd", name=name,
-                       case=case, dtype="float64")
-        if np.shape(analytic) != np.shape(outcome.numpy.get(name)):
-            diff.note = f"{np.size(numeric)} sampled elements"
-        diffs.append(diff)
+    common = dict(case=case.name, tolerance=tolerance)
+    diffs = compare_named(outcome.numpy, outcome.torch, check="numpy-vs-torch", dtype=dtype,
+                          truth=truth, **common)
+    witnessed = {name: outcome.torch[name] for name in outcome.builtin if name in outcome.torch}
+    diffs += compare_named(witnessed, outcome.builtin, check="torch-vs-builtin", dtype=dtype,
+                           labels=("torch twin", "built-in"), **common)
+    diffs += compare_fd(outcome.fd, check="numpy-vs-fd", full=outcome.numpy, **common)
+    attach_diagnoses(diffs, outcome, case)
     return diffs
 
 
@@ -272,7 +307,7 @@ def run_case(concept: Concept, case: Case, dtype: str, seed: int = 0,
         referee_trial = Trial(dtype="float64", seed=seed, data_dtype=dtype, device=device,
                               builtin=False, fd=False)
         truth = run(case, referee_trial).torch
-    return compare_outcome(outcome, case=case.name, dtype=dtype, truth=truth,
+    return compare_outcome(outcome, case, dtype, truth=truth,
                            tolerance=lambda key, name: tolerance_for(concept, case, key, name))
 
 

@@ -77,7 +77,10 @@ def test_concept_has_cases_and_a_summary(name):
 
 
 def test_no_unfinished_markers_in_the_trees():
+    """No stubs -- except the exercise skeletons' bodies, which the user is meant to fill."""
     markers = ("TODO", "FIXME", "XXX", "NotImplementedError")
-    hits = [f"{p.relative_to(ROOT)}: {m}" for tree in TREES for p in (ROOT / tree).rglob("*.py")
-            for m in markers if m in p.read_text()]
+    hits = [f"{p.relative_to(ROOT)}: {line.strip()}"
+            for tree in TREES for p in (ROOT / tree).rglob("*.py")
+            for line in p.read_text().splitlines()
+            if any(m in line for m in markers) and "exercise" not in line]
     assert hits == []
