@@ -138,8 +138,13 @@ class Outcome:
 class Concept:
     """A concept: where its twins live, what it compares, and its cases.
 
-    ``run`` defaults to the module runner (``compare.runner.run_module``). ``extra_plots``,
-    if given, writes concept-specific figures: ``extra_plots(directory, seed) -> [paths]``.
+    ``run`` defaults to the module runner (``compare.runner.run_module``). A concept's own
+    ``run(case, trial, numpy_cls=None, torch_cls=None) -> Outcome`` returns both twins'
+    tensors by name (multi-step concepts prefix the step: ``step3/grad.param.w``); it must
+    honour ``numpy_cls`` / ``torch_cls`` (a user's class in place of the twin) so that
+    ``compare.verify`` works, and ``trial.cast`` every datum it creates (the float64 referee of
+    a float32 run depends on it). ``extra_plots``, if given, writes concept-specific figures:
+    ``extra_plots(directory, seed) -> [paths]``.
     ``compares`` is one line for the README's concept table and ``dualgrad list``.
     """
 

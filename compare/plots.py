@@ -141,3 +141,24 @@ def plot_report(report: Report, path: Path) -> Path:
     plt.close(fig)
     return path
 
+
+
+def plot_curves(path: Path, title: str, x: np.ndarray, numpy_curve: np.ndarray,
+                torch_curve: np.ndarray, *, xlabel: str, ylabel: str, dtype: str) -> Path:
+    """For multi-step concepts: both twins' curves overlaid (top), |difference| on a log
+    scale (bottom). Exactly equal points are drawn at 1e-20."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, layout="constrained")
+    top.plot(x, torch_curve, label="torch (autograd)", linewidth=2.5, alpha=0.7)
+    top.plot(x, numpy_curve, "--", label="NumPy (by hand)", linewidth=1.5)
+    top.set_ylabel(ylabel)
+    top.set_title(f"{title} ({dtype})")
+    top.legend()
+    difference = np.abs(np.asarray(numpy_curve, np.float64) - np.asarray(torch_curve, np.float64))
+    bottom.semilogy(x, np.maximum(difference, 1e-20), color="tab:red")
+    bottom.set_xlabel(xlabel)
+    bottom.set_ylabel(f"|numpy - torch| of {ylabel}")
+    bottom.set_title(f"difference between the twins ({dtype}; 1e-20 = exactly equal)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
