@@ -1,0 +1,1 @@
+"""Offline data sets: generated deterministically or read from a file the user gives. Nothing is downloaded."""

@@ -1,0 +1,1 @@
+"""The `evaluation` family: one comparison per concept."""

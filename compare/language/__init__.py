@@ -1,0 +1,1 @@
+"""The `language` family: one comparison per concept."""

@@ -1,0 +1,1 @@
+"""The `sequence` family: one comparison per concept."""

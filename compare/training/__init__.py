@@ -1,0 +1,1 @@
+"""The `training` family: one comparison per concept."""

@@ -1,0 +1,1 @@
+"""The `vision` family: one comparison per concept."""

@@ -1,0 +1,1 @@
+"""The `evaluation` family: NumPy twins with hand-written backward passes."""

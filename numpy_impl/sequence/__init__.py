@@ -1,0 +1,1 @@
+"""The `sequence` family: NumPy twins with hand-written backward passes."""

@@ -1,0 +1,1 @@
+"""The `training` family: NumPy twins with hand-written backward passes."""

@@ -1,0 +1,1 @@
+"""The `vision` family: NumPy twins with hand-written backward passes."""

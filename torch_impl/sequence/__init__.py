@@ -1,0 +1,1 @@
+"""The `sequence` family: PyTorch twins."""

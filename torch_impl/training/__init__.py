@@ -1,0 +1,1 @@
+"""The `training` family: PyTorch twins."""
