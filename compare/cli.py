@@ -5,6 +5,7 @@
     dualgrad show CONCEPT              the NumPy and the PyTorch code side by side
     dualgrad verify CONCEPT FILE.py:NAME   check your own implementation; exit 0 / 1 / 2
     dualgrad exercise CONCEPT          write a skeleton to fill in, ready for verify
+    dualgrad bench [CONCEPT ...]       NumPy-vs-torch speed per concept
 
 Bad usage ends in one line on stderr naming what was wrong, and exit code 2.
 """
@@ -75,6 +76,16 @@ def _parser() -> argparse.ArgumentParser:
     exercise.add_argument("concept", metavar="CONCEPT", help="e.g. layernorm, activations:GELU")
     exercise.add_argument("--out", metavar="FILE", type=Path,
                           help="where to write it (default: my_<concept>.py; - for stdout)")
+
+    bench = commands.add_parser(
+        "bench", help="NumPy-vs-torch speed of one forward and backward, per concept",
+        description="Median forward+backward time of each twin, summed over a concept's "
+                    "cases. Concepts with their own runner have scripts under benchmarks/.")
+    bench.add_argument("concepts", nargs="*", metavar="CONCEPT", help="default: every concept")
+    bench.add_argument("--dtype", choices=list(DTYPES), default="float64")
+    bench.add_argument("--repeat", type=int, default=20, help="timed runs per case (20)")
+    bench.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    bench.add_argument("--json", action="store_true", help="one JSON object per concept")
 
     show = commands.add_parser("show", help="the NumPy and the PyTorch code side by side")
     show.add_argument("concept", metavar="CONCEPT")
@@ -216,6 +227,31 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     return EXIT_AGREE
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from compare.bench import bench
+    if args.repeat < 1 or args.threads < 1:
+        raise UsageError("--repeat and --threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    selected = [_concept(n) for n in args.concepts] or list(registry.concepts().values())
+    if not args.json:
+        print(f"{'concept':<22} {'cases':>5} {'numpy ms':>10} {'torch ms':>10} "
+              f"{'numpy/torch':>12}   ({args.dtype}, forward+backward, median of "
+              f"{args.repeat}, torch threads {args.threads})")
+    for concept in selected:
+        timing = bench(concept, args.dtype, args.repeat)
+        if args.json:
+            print(json.dumps(timing.to_dict() if timing else
+                             {"concept": concept.name, "skipped": "has its own runner"}))
+        elif timing is None:
+            print(f"{concept.name:<22} {'-':>5}   has its own runner: see benchmarks/")
+        else:
+            print(f"{timing.concept:<22} {timing.cases:>5} {timing.numpy_ms:>10.3f} "
+                  f"{timing.torch_ms:>10.3f} {timing.ratio:>12.2f}", flush=True)
+    return EXIT_AGREE
+
+
 def side_by_side(left: str, right: str, left_title: str, right_title: str, width: int) -> str:
     """Two texts in columns of equal width, long lines wrapped, line i beside line i."""
     column = max(20, (width - 3) // 2)
@@ -256,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         commands = {"list": cmd_list, "run": cmd_run, "show": cmd_show, "verify": cmd_verify,
-                    "exercise": cmd_exercise}
+                    "exercise": cmd_exercise, "bench": cmd_bench}
         return commands[args.command](args)
     except UsageError as error:
         print(f"dualgrad: error: {error}", file=sys.stderr)

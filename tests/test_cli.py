@@ -133,3 +133,18 @@ def test_all_shows_progress_per_concept(capsys):
     progress = [line for line in err.splitlines() if line.startswith("[")]
     assert len(progress) == n and progress[-1].startswith(f"[{n}/{n}]")
     assert len(out.splitlines()) == n and code == 0
+
+
+def test_bench_times_both_twins(capsys):
+    code, out, _ = run(capsys, "bench", "linear", "layernorm", "--repeat", "2", "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["concept"] for r in rows] == ["linear", "layernorm"]
+    assert all(r["numpy_ms"] > 0 and r["torch_ms"] > 0 and r["cases"] > 0 for r in rows)
+    assert rows[0]["numpy_over_torch"] == pytest.approx(rows[0]["numpy_ms"] / rows[0]["torch_ms"])
+
+
+@pytest.mark.parametrize("argv, message", [(["bench", "nope"], "unknown concept 'nope'"),
+                                           (["bench", "linear", "--repeat", "0"], "at least 1")])
+def test_bench_bad_usage(capsys, argv, message):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and message in err
