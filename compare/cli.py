@@ -6,6 +6,7 @@
     dualgrad verify CONCEPT FILE.py:NAME   check your own implementation; exit 0 / 1 / 2
     dualgrad exercise CONCEPT          write a skeleton to fill in, ready for verify
     dualgrad bench [CONCEPT ...]       NumPy-vs-torch speed per concept
+    dualgrad report DIR [CONCEPT ...]  a static HTML report: code side by side, tables, plots
 
 Bad usage ends in one line on stderr naming what was wrong, and exit code 2.
 """
@@ -76,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     exercise.add_argument("concept", metavar="CONCEPT", help="e.g. layernorm, activations:GELU")
     exercise.add_argument("--out", metavar="FILE", type=Path,
                           help="where to write it (default: my_<concept>.py; - for stdout)")
+
+    report = commands.add_parser(
+        "report", help="write a static HTML report: code side by side, tables, plots",
+        description="Run the concepts (default: all) and write DIR/index.html with one page "
+                    "per concept. Exit 0 when all agree, 1 on a mismatch.")
+    report.add_argument("directory", metavar="DIR", type=Path)
+    report.add_argument("concepts", nargs="*", metavar="CONCEPT", help="default: every concept")
+    report.add_argument("--seed", type=int, default=0)
 
     bench = commands.add_parser(
         "bench", help="NumPy-vs-torch speed of one forward and backward, per concept",
@@ -227,6 +236,31 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     return EXIT_AGREE
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import torch
+
+    from compare.html import concept_page, index_page
+    from compare.runner import run_concept
+    torch.set_num_threads(1)  # small tensors: see cmd_run
+    selected = [_concept(n) for n in args.concepts] or list(registry.concepts().values())
+    _check_plots_dir(args.directory)
+    rows = []
+    for i, concept in enumerate(selected, start=1):
+        report = run_concept(concept, seed=args.seed)
+        figures = [report.plot(args.directory / f"{concept.name}.png")]
+        if concept.extra_plots is not None:
+            figures += concept.extra_plots(args.directory, args.seed)
+        (args.directory / f"{concept.name}.html").write_text(
+            concept_page(concept, report, figures), encoding="utf-8")
+        rows.append((concept, report))
+        print(f"[{i}/{len(selected)}] {concept.qualified_name}: "
+              f"{'agree' if report.passed else 'MISMATCH'}", file=sys.stderr, flush=True)
+    index = args.directory / "index.html"
+    index.write_text(index_page(rows), encoding="utf-8")
+    print(f"wrote {index}")
+    return EXIT_AGREE if all(r.passed for _, r in rows) else EXIT_MISMATCH
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
@@ -292,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_USAGE
         commands = {"list": cmd_list, "run": cmd_run, "show": cmd_show, "verify": cmd_verify,
-                    "exercise": cmd_exercise, "bench": cmd_bench}
+                    "exercise": cmd_exercise, "bench": cmd_bench, "report": cmd_report}
         return commands[args.command](args)
     except UsageError as error:
         print(f"dualgrad: error: {error}", file=sys.stderr)

@@ -148,3 +148,14 @@ def test_bench_times_both_twins(capsys):
 def test_bench_bad_usage(capsys, argv, message):
     code, _, err = run(capsys, *argv)
     assert code == 2 and message in err
+
+
+def test_report_writes_an_index_and_a_page_per_concept(capsys, tmp_path):
+    code, out, err = run(capsys, "report", str(tmp_path), "linear")
+    assert code == 0 and f"wrote {tmp_path / 'index.html'}" in out
+    index = (tmp_path / "index.html").read_text()
+    page = (tmp_path / "linear.html").read_text()
+    assert "<a href='linear.html'>linear</a>" in index and "agree" in index
+    assert "numpy_impl/layers/linear.py" in page and "torch_impl/layers/linear.py" in page
+    assert "def linear_backward" in page and "<img src='linear.png'" in page
+    assert (tmp_path / "linear.png").read_bytes()[:4] == b"\x89PNG"
