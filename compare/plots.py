@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from compare.report import Diff, Report  # noqa: E402
+from compare.report import Diff, Report, split_step  # noqa: E402
 
 MAX_DETAIL_ROWS = 6
 _TINY = np.finfo(np.float64).tiny
@@ -36,30 +36,42 @@ def as_2d(array: np.ndarray) -> np.ndarray:
 
 
 def _worst_per_tensor(diffs: Sequence[Diff], dtype: str) -> dict[str, Diff]:
+    """Per tensor (steps of a multi-step concept folded together): its worst diff."""
     worst: dict[str, Diff] = {}
     for d in diffs:
-        if d.dtype == dtype and d.check == "numpy-vs-torch":
-            if d.name not in worst or d.usage > worst[d.name].usage:
-                worst[d.name] = d
+        name = split_step(d.name)[0]
+        if d.dtype == dtype and d.check == _primary(diffs):
+            if name not in worst or d.usage > worst[name].usage:
+                worst[name] = d
     return worst
+
+
+def _primary(diffs: Sequence[Diff]) -> str:
+    return "yours-vs-torch" if any(d.check == "yours-vs-torch" for d in diffs) \
+        else "numpy-vs-torch"
 
 
 def figure_for(report: Report) -> plt.Figure:
     """The report's figure (not saved); titles say what is plotted and in which dtype."""
     dtypes = list(dict.fromkeys(d.dtype for d in report.diffs))
-    names = list(dict.fromkeys(d.name for d in report.diffs if d.check == "numpy-vs-torch"))
-    comparable = [d for d in report.diffs if d.check == "numpy-vs-torch" and d.a is not None
+    primary = _primary(report.diffs)
+    names = list(dict.fromkeys(split_step(d.name)[0] for d in report.diffs
+                               if d.check == primary))
+    comparable = [d for d in report.diffs if d.check == primary and d.a is not None
                   and d.b is not None and np.shape(d.a) == np.shape(d.b) and d.size]
     worst_by_name: dict[str, Diff] = {}
-    for d in comparable:  # one detail row per tensor name: its worst case and dtype
-        if d.name not in worst_by_name or d.usage > worst_by_name[d.name].usage:
-            worst_by_name[d.name] = d
+    for d in comparable:  # one detail row per tensor: its worst case, dtype and step
+        name = split_step(d.name)[0]
+        if name not in worst_by_name or d.usage > worst_by_name[name].usage:
+            worst_by_name[name] = d
     detail = sorted(worst_by_name.values(), key=lambda d: (d.passed, -d.usage))
     detail = detail[:MAX_DETAIL_ROWS]
     bar_height = max(2.5, 0.22 * len(names) * max(1, len(dtypes)) + 1.2)
     fig = plt.figure(figsize=(12, bar_height + 3.0 * len(detail)), layout="constrained")
     grid = fig.add_gridspec(1 + len(detail), 2, height_ratios=[bar_height] + [3.0] * len(detail))
-    fig.suptitle(f"{report.family}/{report.concept}: NumPy manual backward vs torch autograd "
+    what = "yours vs the torch twin" if primary == "yours-vs-torch" else \
+        "NumPy manual backward vs torch autograd"
+    fig.suptitle(f"{report.family}/{report.concept}: {what} "
                  f"(seed {report.seed}) -- {'agree' if report.passed else 'MISMATCH'}")
 
     ax = fig.add_subplot(grid[0, :])
@@ -124,8 +136,9 @@ def _histogram(ax: plt.Axes, d: Diff) -> None:
     # elements whose reference is ~0 have huge relative errors; draw them at 1e2 ("way off")
     logs = np.minimum(np.log10(rel[np.isfinite(rel) & (rel > 0)]), 2.0)
     ax.hist(np.concatenate([logs, np.full(exact, _EXACT_FLOOR)]), bins=40, color="tab:gray")
-    ax.axvline(np.log10(d.tolerance.rtol), color="tab:red", linestyle="--",
-               label=f"rtol {d.tolerance.rtol:.0e}")
+    if d.tolerance.rtol > 0:  # rtol 0: exact equality required, no line to draw
+        ax.axvline(np.log10(d.tolerance.rtol), color="tab:red", linestyle="--",
+                   label=f"rtol {d.tolerance.rtol:.0e}")
     ax.plot([], [], " ", label=f"{exact} of {a.size} exact (at {_EXACT_FLOOR:g})")
     ax.set_title(f"log10 |numpy - torch| / |torch| of {d.name} ({d.dtype})", fontsize=9)
     ax.set_xlabel("log10 elementwise relative error")
@@ -144,12 +157,13 @@ def plot_report(report: Report, path: Path) -> Path:
 
 
 def plot_curves(path: Path, title: str, x: np.ndarray, numpy_curve: np.ndarray,
-                torch_curve: np.ndarray, *, xlabel: str, ylabel: str, dtype: str) -> Path:
+                torch_curve: np.ndarray, *, xlabel: str, ylabel: str, dtype: str,
+                labels: tuple[str, str] = ("NumPy (by hand)", "torch (autograd)")) -> Path:
     """For multi-step concepts: both twins' curves overlaid (top), |difference| on a log
     scale (bottom). Exactly equal points are drawn at 1e-20."""
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, layout="constrained")
-    top.plot(x, torch_curve, label="torch (autograd)", linewidth=2.5, alpha=0.7)
-    top.plot(x, numpy_curve, "--", label="NumPy (by hand)", linewidth=1.5)
+    top.plot(x, torch_curve, label=labels[1], linewidth=2.5, alpha=0.7)
+    top.plot(x, numpy_curve, "--", label=labels[0], linewidth=1.5)
     top.set_ylabel(ylabel)
     top.set_title(f"{title} ({dtype})")
     top.legend()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,39 @@ _KINDS = (
     ("buffer.", "buffer"),
     ("out", "output"),
 )
+
+
+_STEP = re.compile(r"^step(\d+)/(.+)$")
+
+
+def split_step(name: str) -> tuple[str, int | None]:
+    """``step17/param.0`` -> ("param.0", 17); a name without a step -> (name, None)."""
+    match = _STEP.match(name)
+    return (match.group(2), int(match.group(1))) if match else (name, None)
+
+
+def collapse_steps(diffs: list[Diff]) -> list[tuple[Diff, str]]:
+    """Multi-step diffs folded per tensor: for each (check, tensor) the first failing step,
+    else the step closest to its bound, with a label saying how many steps it stands for.
+    Tables and figures show one row per tensor; the JSON keeps every step."""
+    groups: dict[tuple[str, str], list[Diff]] = {}
+    for d in diffs:
+        groups.setdefault((d.check, split_step(d.name)[0]), []).append(d)
+    rows = []
+    for (_, base), members in groups.items():
+        if len(members) == 1:
+            rows.append((members[0], members[0].name))
+            continue
+        failing = [d for d in members if not d.passed]
+        shown = failing[0] if failing else max(members, key=lambda d: d.usage)
+        steps = f"{len(members)} steps"
+        if failing:
+            listed = ", ".join(str(split_step(d.name)[1]) for d in failing[:5])
+            steps += f", failing at step {listed}{' ...' if len(failing) > 5 else ''}"
+        else:
+            steps += f", closest to its bound at step {split_step(shown.name)[1]}"
+        rows.append((shown, f"{base} [{steps}]"))
+    return rows
 
 
 def kind_of(name: str) -> str:
@@ -291,8 +325,8 @@ class Report:
             lines.append(f"\ncase {case!r}, {dtype}")
             with_referee = any(d.referee for d in diffs)
             lines.append(header + ("   closer to float64" if with_referee else ""))
-            for d in diffs:
-                row = (f"  {d.check:<16} {d.name:<28} {_shape(d.shape):<14} "
+            for d, label in collapse_steps(diffs):
+                row = (f"  {d.check:<16} {label:<28} {_shape(d.shape):<14} "
                        f"{'yes' if d.exact else 'no':<5} {d.max_abs:>9.2e} {d.max_rel:>9.2e} "
                        f"{d.tolerance.rtol:>7.0e} {d.n_outside:>8}  {'ok' if d.passed else 'FAIL'}")
                 if d.referee:

@@ -69,7 +69,7 @@ def test_run_exits_1_on_a_mismatch(capsys, monkeypatch):
 
 @pytest.mark.parametrize("argv, message", [
     (["run", "layrnorm"], "unknown concept 'layrnorm'"),
-    (["run", "linea"], "did you mean linear?"),
+    (["run", "linea"], "did you mean linear"),
     (["run", "linear", "--dtype", "float16"], "invalid choice: 'float16'"),
     (["run"], "name at least one concept"),
     (["run", "linear", "--all"], "not both"),

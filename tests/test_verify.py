@@ -20,7 +20,8 @@ def _classes(side: str) -> list[tuple[str, str]]:
     """(concept, class name) for every reference class of every concept."""
     pairs = []
     for concept in registry.concepts().values():
-        names = dict.fromkeys(getattr(c, side).__name__ for c in concept.cases)
+        names = dict.fromkeys(getattr(c, side).__name__ for c in concept.cases
+                              if getattr(c, side) is not None)
         pairs += [(concept.name, name) for name in names]
     return pairs
 

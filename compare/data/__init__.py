@@ -1,1 +1,4 @@
-"""Offline data sets: generated deterministically or read from a file the user gives. Nothing is downloaded."""
+"""Offline data sets: generated deterministically, or read from a file the user gives.
+
+Nothing is ever downloaded.
+"""
