@@ -12,7 +12,8 @@ import inspect
 import textwrap
 import types
 
-from compare.verify import select_cases
+from compare.verify import VerifyError, select_cases
+from numpy_impl.module import Module
 
 
 def _imports_for(reference: type, init_source: str) -> list[str]:
@@ -53,6 +54,10 @@ def skeleton(spec: str) -> tuple[str, str]:
     """The exercise file for ``spec`` (``layernorm``, ``activations:GELU``) and its class name."""
     concept, _, reference = select_cases(spec, own_name="")
     name = reference.__name__
+    if not issubclass(reference, Module):
+        raise VerifyError(f"exercise skeletons are forward/backward Modules; {name} "
+                          f"({concept.qualified_name}) is not one -- copy "
+                          f"numpy_impl/{concept.family}/{concept.name}.py and change it instead")
     module = inspect.getmodule(reference)
     init_source = textwrap.dedent(inspect.getsource(reference.__init__))
     math = textwrap.indent(inspect.cleandoc(module.__doc__ or ""), "    ")

@@ -306,9 +306,13 @@ class Report:
             if d.check == check and not d.tolerance.atol:
                 worst[d.dtype] = max(worst.get(d.dtype, 0.0), d.max_rel)
         errors = ", ".join(f"{dtype} {value:.1e}" for dtype, value in worst.items())
+        closest = max((d for d in self.diffs if d.check == check), key=lambda d: d.usage,
+                      default=None)
+        usage = "" if closest is None else (f"; closest to its bound: {closest.name} at "
+                                            f"{100 * closest.usage:.2g}% ({closest.dtype})")
         return (f"{self.family}/{self.concept}: {verdict} -- {len(self.diffs)} tensors compared, "
                 f"{n_fail} outside tolerance; worst {check} normwise error: "
-                f"{errors or 'none'}")
+                f"{errors or 'none'}{usage}")
 
     def _primary_check(self) -> str:
         """yours-vs-torch in a verification, numpy-vs-torch otherwise."""

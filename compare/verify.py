@@ -22,7 +22,8 @@ What ``impl`` may be:
   ``torch.autograd.Function`` backward passes included);
 - for parameter-free concepts (activations, losses), a pair ``(forward, backward)`` with
   ``forward(*inputs, **constructor_args) -> (out, cache)`` and
-  ``backward(grad_out, cache) -> grad`` (a tuple if several floating-point inputs).
+  ``backward(grad_out, cache) -> grad`` (a tuple if several floating-point inputs);
+- a plain function, where the concept's NumPy reference is one (``gradient_descent``).
 
 A concept with several classes (``activations``: ReLU, GELU, ...) takes the class after a colon,
 ``"activations:GELU"``; without it the class whose name appears in your implementation's name
@@ -31,6 +32,7 @@ is chosen (``MyGelu`` -> GELU).
 from __future__ import annotations
 
 import inspect
+import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -76,12 +78,28 @@ def user_traceback(error: BaseException) -> str:
 def _kind(impl: Any) -> str:
     if isinstance(impl, tuple) and len(impl) == 2 and all(callable(f) for f in impl):
         return "pair"
-    if inspect.isclass(impl):
-        import torch
-        return "torch" if issubclass(impl, torch.nn.Module) else "numpy"
+    if inspect.isclass(impl) or inspect.isfunction(impl):
+        return _side(impl)
     raise VerifyError(f"expected a NumPy Module class, a torch.nn.Module class or a "
                       f"(forward, backward) pair of functions, got {type(impl).__name__} "
                       f"{impl!r}")
+
+
+def _side(impl: Any) -> str:
+    """"torch" or "numpy": which twin a class or function stands in for. A torch base class
+    (nn.Module, torch.optim.Optimizer, ...) says torch, a numpy_impl base says NumPy; a plain
+    class or function is torch's when the module defining it uses torch."""
+    roots = [base.__module__.split(".")[0] for base in inspect.getmro(impl)[1:]] \
+        if inspect.isclass(impl) else []
+    if "torch" in roots:
+        return "torch"
+    if "numpy_impl" in roots:
+        return "numpy"
+    module = inspect.getmodule(impl)
+    uses_torch = any(getattr(value, "__name__", "").split(".")[0] == "torch"
+                     and (inspect.ismodule(value) or inspect.isclass(value))
+                     for value in vars(module).values()) if module else False
+    return "torch" if uses_torch else "numpy"
 
 
 def _name_of(impl: Any) -> str:
@@ -194,9 +212,9 @@ def _dtype_problems(diffs: list[Diff], yours: dict[str, np.ndarray],
                            "array promoted it?)")
 
 
-def _run_yours(concept: Concept, case: Case, trial: Trial, kind: str, impl: type):
+def _run_yours(concept: Concept, case: Case, trial: Trial, side: str, impl: type):
     run = concept.run or run_module
-    if kind == "torch":
+    if side == "torch":
         return run(case, trial, torch_cls=impl), "torch"
     return run(case, trial, numpy_cls=impl), "numpy"
 
@@ -208,8 +226,15 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
         raise VerifyError(f"dtype must be float64 or float32, got {dtype!r}")
     kind = _kind(impl)
     side = "torch" if kind == "torch" else "numpy"
+    if kind != "pair" and inspect.isfunction(impl):
+        kind = "function"  # a function-valued reference (gradient_descent's least_squares)
     resolved, cases, reference = select_cases(concept, _name_of(impl), side)
-    label = {"pair": "function pair", "numpy": "NumPy class", "torch": "torch module"}[kind]
+    if inspect.isfunction(impl) and inspect.isclass(reference):
+        raise VerifyError(f"{_name_of(impl)} is a function, but {resolved.name}'s reference "
+                          f"{reference.__name__} is a class: write a class, or a (forward, "
+                          "backward) pair for a parameter-free concept")
+    label = {"pair": "function pair", "numpy": "NumPy class", "torch": "torch module",
+             "function": f"{'torch' if side == 'torch' else 'NumPy'} function"}[kind]
     report = Report(concept=resolved.name, family=resolved.family, seed=seed,
                     summary=f"your {_name_of(impl)} ({label}) vs the {reference.__name__} twins")
     cls = function_pair_class(reference, *impl) if kind == "pair" else impl
@@ -228,7 +253,7 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
                                                               fd=False))
         trial = Trial(dtype, seed, builtin=False, fd=(side == "numpy"))
         try:
-            mine, slot = _run_yours(resolved, case, trial, kind, cls)
+            mine, slot = _run_yours(resolved, case, trial, side, cls)
         except VerifyError:
             raise
         except Exception as error:  # noqa: BLE001 -- the user's bug, reported as a failure
@@ -250,7 +275,7 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
             diffs += compare_fd(mine.fd, check="yours-vs-fd", case=case.name,
                                 tolerance=tolerance, full=yours)
         attach_diagnoses(diffs, references, case)
-        _dtype_problems(diffs, yours, references.numpy, dtype)
+        _dtype_problems(diffs, yours, getattr(references, slot), dtype)  # same-side dtypes
         report.diffs.extend(diffs)
     if problem:
         report.error = problem
@@ -271,9 +296,11 @@ def load(spec: str) -> Any:
     if loader_spec is None or loader_spec.loader is None:
         raise VerifyError(f"cannot import {path}: not a Python file")
     module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[module_name] = module  # as an import would: dataclasses, pickle need it
     try:
         loader_spec.loader.exec_module(module)
     except Exception as error:  # noqa: BLE001 -- the user's file does not import
+        del sys.modules[module_name]
         raise VerifyError(f"cannot import {path}: {user_traceback(error)}") from None
     found = []
     for name in names.split(","):
