@@ -81,8 +81,6 @@ class ReferenceBPE:
             ids = self._merge(ids, pair, N_BYTES + rank[pair])
         return ids
 
-    __call__ = encode
-
     def decode(self, ids: list[int]) -> str:
         vocab = {i: bytes([i]) for i in range(N_BYTES)}
         for k, (a, b) in enumerate(self.merges):
@@ -103,10 +101,11 @@ def _utf8(text: str) -> np.ndarray:
 
 def tokenize(tokenizer: Any, options: dict[str, Any], save: bool = True) -> dict[str, np.ndarray]:
     """Encode ``options["text"]`` untrained (its bytes), train on ``options["train"]``,
-    encode again (``forward`` is ``encode``), decode; the named results."""
-    values = {"ids.untrained": _as_ids(tokenizer(options["text"]))}
+    encode again, decode; the named results. ``tokenizer`` is any object with the twins'
+    ``encode`` / ``train`` / ``decode`` / ``merges`` (and ``save`` / ``load`` when saved)."""
+    values = {"ids.untrained": _as_ids(tokenizer.encode(options["text"]))}
     tokenizer.train(options["train"], options["vocab_size"])
-    ids = _as_ids(tokenizer(options["text"]))
+    ids = _as_ids(tokenizer.encode(options["text"]))
     values |= {"merges": _as_ids(tokenizer.merges).reshape(-1, 2),
                "ids": ids,
                "decoded": _utf8(tokenizer.decode(ids)),

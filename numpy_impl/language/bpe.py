@@ -35,9 +35,10 @@ Decoding concatenates the tokens' bytes (one gather from a flat byte table) and 
 UTF-8; a sequence of ids that ends inside a multi-byte character decodes its bytes with
 U+FFFD replacement characters (``errors="replace"``), never an exception.
 
-No gradients: ids are integers. The class follows the Module protocol (``forward`` is
-``encode``, ``backward`` returns None as for any integer input) and keeps the merges in a
-buffer, so ``state_dict`` / ``load_state_dict`` move them between the twins.
+No gradients: ids are integers, and the tokenizer is a plain class, not a Module.
+``state_dict()`` is {"merges": a copy of the (M, 2) int64 merges}; ``load_state_dict`` takes
+the merges from either twin's ``state_dict`` (ndarrays or torch tensors), so the two move the
+merges between the twins.
 
 File format (``save`` / ``load``), UTF-8 text, one item per line:
 
@@ -54,8 +55,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-
-from numpy_impl.module import Module
 
 N_BYTES = 256  # tokens 0 .. 255 are the bytes themselves
 FORMAT_HEADER = "dualgrad-bpe v1"
@@ -113,24 +112,19 @@ def byte_table(merges: np.ndarray) -> tuple[dict[int, bytes], tuple[np.ndarray, 
     return vocab, (lengths, offsets, flat)
 
 
-class BPETokenizer(Module):
+class BPETokenizer:
     """Byte-level BPE: ``train(text, vocab_size)``, ``encode(text)``, ``decode(ids)``,
-    ``save(path)``, ``load(path)``. ``merges`` is an (M, 2) int64 array: row k made token
-    256 + k. ``vocab`` maps every id to its bytes."""
+    ``save(path)``, ``load(path)``, ``state_dict()`` / ``load_state_dict(state)``. ``merges``
+    is an (M, 2) int64 array: row k made token 256 + k. ``vocab`` maps every id to its
+    bytes."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("merges", np.zeros((0, 2), dtype=np.int64))
-        self.vocab, self._table = byte_table(self.merges)          # id -> bytes; decode's table
+        self._set_merges(np.zeros((0, 2), dtype=np.int64))
 
     # --- training ---------------------------------------------------------------------------
-    def train(self, text: str | bool = True, vocab_size: int | None = None,
-              verbose: bool = False) -> BPETokenizer:
+    def train(self, text: str, vocab_size: int, verbose: bool = False) -> BPETokenizer:
         """Learn ``vocab_size - 256`` merges from ``text`` (fewer if the text runs out of
-        pairs). ``train(True)`` / ``train(False)``, the Module mode switch that ``eval()``
-        calls, is kept: a tokenizer behaves the same in both modes."""
-        if isinstance(text, bool):
-            return super().train(text)
+        pairs), replacing any merges learned or loaded before; returns ``self``."""
         if vocab_size is None or vocab_size < N_BYTES:
             raise ValueError(f"vocab_size must be at least {N_BYTES} (the bytes), "
                              f"got {vocab_size}")
@@ -148,8 +142,8 @@ class BPETokenizer(Module):
         return self
 
     def _set_merges(self, merges: np.ndarray) -> None:
-        self.register_buffer("merges", merges)
-        self.vocab, self._table = byte_table(merges)
+        self.merges = merges                                    # (M, 2) int64
+        self.vocab, self._table = byte_table(merges)            # id -> bytes; decode's table
 
     @property
     def vocab_size(self) -> int:
@@ -183,15 +177,14 @@ class BPETokenizer(Module):
         """The text of a sequence of ids (invalid UTF-8 becomes U+FFFD)."""
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    # --- the Module protocol: forward is encode; integer ids have no gradient ----------------
-    def forward(self, text: str) -> np.ndarray:
-        return self.encode(text)
+    # --- state_dict: the merges, to move between the twins -----------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """{"merges": a copy of the (M, 2) int64 merges}."""
+        return {"merges": self.merges.copy()}
 
-    def backward(self, grad_output: np.ndarray | None = None) -> None:
-        return None                                             # ids are integers: no gradient
-
-    def load_state_dict(self, state_dict, strict: bool = True) -> None:
-        """The merges of another tokenizer (any number of them), e.g. the torch twin's."""
+    def load_state_dict(self, state_dict) -> None:
+        """The merges of another tokenizer (any number of them), e.g. the torch twin's: an
+        ndarray or a torch tensor, checked as a file's merges are."""
         merges = state_dict.get("merges")
         if merges is None:
             raise RuntimeError("error loading state_dict into BPETokenizer: missing key(s): "
@@ -212,8 +205,8 @@ class BPETokenizer(Module):
         self._set_merges(read_merges(path))
         return self
 
-    def extra_repr(self) -> str:
-        return f"vocab_size={self.vocab_size}"
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
 
 def _checked_merges(merges: np.ndarray, where: str = "merges") -> np.ndarray:

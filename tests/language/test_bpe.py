@@ -156,12 +156,22 @@ def test_bad_arguments(twin):
 
 
 @pytest.mark.parametrize("twin", TWINS)
-def test_module_protocol_mode_switch_and_forward(twin):
-    tokenizer = twin.BPETokenizer().train("aaabdaaabac", 259)
-    assert tokenizer.eval() is tokenizer and tokenizer.training is False
-    assert tokenizer.train() is tokenizer and tokenizer.training is True
-    assert len(tokenizer.merges) == 3                              # the switch learns nothing
-    assert _ids(tokenizer("aaab")) == [258]                        # forward is encode
+def test_a_plain_class_whose_state_dict_is_a_copy_of_the_merges(twin):
+    tokenizer = twin.BPETokenizer()
+    assert tokenizer.train("aaabdaaabac", 259) is tokenizer        # train returns self
+    assert not any(hasattr(tokenizer, name) for name in ("forward", "backward", "eval"))
+    assert repr(tokenizer) == "BPETokenizer(vocab_size=259)"
+    state = tokenizer.state_dict()
+    assert list(state) == ["merges"] and _ids(state["merges"]) == _ids(tokenizer.merges)
+    state["merges"][0, 0] = 0                                      # a copy, not the merges
+    assert _ids(tokenizer.merges)[0] == [97, 97]
+    with pytest.raises(RuntimeError, match="merges"):
+        tokenizer.load_state_dict({})
+    with pytest.raises(ValueError, match=re.escape("merge 0 uses token(s) [256, 97]")):
+        tokenizer.load_state_dict({"merges": np.array([[256, 97]])})
+    assert len(tokenizer.merges) == 3                              # a refused state changes nothing
+    tokenizer.load_state_dict({"merges": np.zeros((0, 2), dtype=np.int64)})
+    assert tokenizer.vocab_size == 256 and _ids(tokenizer.encode("aa")) == [97, 97]
 
 
 def test_verify_accepts_a_copy_and_catches_a_first_seen_tie_rule():
@@ -173,9 +183,7 @@ def test_verify_accepts_a_copy_and_catches_a_first_seen_tie_rule():
     class FirstSeenTies(npb.BPETokenizer):
         """minbpe's rule: among equal counts, the pair seen first in the text."""
 
-        def train(self, text=True, vocab_size=None, verbose=False):
-            if isinstance(text, bool):
-                return super().train(text)
+        def train(self, text, vocab_size, verbose=False):
             ids = list(text.encode("utf-8"))
             merges = []
             for k in range(vocab_size - 256):

@@ -13,8 +13,10 @@ The same algorithm as the NumPy twin, each array operation its tensor counterpar
     encode: the merges in learned order; decode: one gather from a flat byte table
             (torch.repeat_interleave), then UTF-8 with U+FFFD for invalid bytes
 
-The merges live in a buffer (``state_dict``: {"merges": (M, 2) int64}), as in the NumPy twin.
-``save`` / ``load`` write and read the same ``dualgrad-bpe v1`` text file:
+No gradients, and a plain class (not an nn.Module), as in the NumPy twin. ``state_dict()`` is
+{"merges": a copy of the (M, 2) int64 merges}; ``load_state_dict`` takes either twin's (tensors
+or ndarrays), so the two move the merges between the twins. ``save`` / ``load`` write and read
+the same ``dualgrad-bpe v1`` text file:
 
     dualgrad-bpe v1
     <M>
@@ -26,7 +28,6 @@ import os
 from pathlib import Path
 
 import torch
-from torch import nn
 
 N_BYTES = 256
 FORMAT_HEADER = "dualgrad-bpe v1"
@@ -81,19 +82,15 @@ def byte_table(merges: torch.Tensor) -> tuple[dict[int, bytes], tuple[torch.Tens
     return vocab, (lengths, offsets, flat)
 
 
-class BPETokenizer(nn.Module):
-    """Byte-level BPE with the NumPy twin's interface; ids are int64 tensors."""
+class BPETokenizer:
+    """Byte-level BPE with the NumPy twin's interface; ids and merges are int64 tensors."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.register_buffer("merges", torch.zeros(0, 2, dtype=torch.int64))
-        self.vocab, self._table = byte_table(self.merges)
+        self._set_merges(torch.zeros(0, 2, dtype=torch.int64))
 
-    def train(self, text: str | bool = True, vocab_size: int | None = None,
-              verbose: bool = False) -> BPETokenizer:
-        """Learn ``vocab_size - 256`` merges; ``train(True/False)`` stays nn.Module's switch."""
-        if isinstance(text, bool):
-            return super().train(text)
+    def train(self, text: str, vocab_size: int, verbose: bool = False) -> BPETokenizer:
+        """Learn ``vocab_size - 256`` merges (fewer if the text runs out of pairs), replacing
+        any merges learned or loaded before; returns ``self``."""
         if vocab_size is None or vocab_size < N_BYTES:
             raise ValueError(f"vocab_size must be at least {N_BYTES} (the bytes), "
                              f"got {vocab_size}")
@@ -141,15 +138,18 @@ class BPETokenizer(nn.Module):
     def decode(self, ids: torch.Tensor) -> str:
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
-    def forward(self, text: str) -> torch.Tensor:
-        return self.encode(text)
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """{"merges": a copy of the (M, 2) int64 merges}."""
+        return {"merges": self.merges.clone()}
 
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        """The merges of another tokenizer (any number of them), e.g. the NumPy twin's."""
+    def load_state_dict(self, state_dict) -> None:
+        """The merges of another tokenizer (any number of them), e.g. the NumPy twin's: a
+        tensor or an ndarray, checked as a file's merges are."""
         if "merges" not in state_dict:
             raise RuntimeError("Error(s) in loading state_dict for BPETokenizer: "
                                "Missing key(s) in state_dict: \"merges\".")
-        self._set_merges(_checked_merges(torch.as_tensor(state_dict["merges"])))
+        merges = torch.as_tensor(state_dict["merges"]).detach().cpu()
+        self._set_merges(_checked_merges(merges).clone())       # never the caller's tensor
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -162,8 +162,8 @@ class BPETokenizer(nn.Module):
         self._set_merges(read_merges(path))
         return self
 
-    def extra_repr(self) -> str:
-        return f"vocab_size={self.vocab_size}"
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(vocab_size={self.vocab_size})"
 
 
 def _checked_merges(merges: torch.Tensor, where: str = "merges") -> torch.Tensor:
