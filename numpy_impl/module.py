@@ -38,7 +38,7 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
-def _to_numpy(value: Any) -> np.ndarray:
+def to_numpy(value: Any) -> np.ndarray:
     """An ndarray from an ndarray or a torch tensor (duck-typed: numpy_impl never imports torch)."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu().numpy()
@@ -147,7 +147,7 @@ class Module:
         Raises RuntimeError naming every missing key, unexpected key and shape mismatch.
         """
         slots = self._state_slots()
-        given = {key: _to_numpy(value) for key, value in state_dict.items()}
+        given = {key: to_numpy(value) for key, value in state_dict.items()}
         problems = []
         missing = [key for key in slots if key not in given]
         unexpected = [key for key in given if key not in slots]

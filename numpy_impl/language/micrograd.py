@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from numpy_impl import random as nprandom
-from numpy_impl.module import _to_numpy
+from numpy_impl.module import to_numpy
 
 Number = int | float | np.floating
 
@@ -248,7 +248,7 @@ class Module:
             raise KeyError(f"load_state_dict: missing keys {sorted(missing)}, "
                            f"unexpected keys {sorted(unexpected)}")
         for name, value in state_dict.items():
-            array = _to_numpy(value)
+            array = to_numpy(value)
             if array.shape != ():
                 raise ValueError(f"{name}: expected a scalar (shape ()), got shape {array.shape}")
             params[name].data = array.astype(type(params[name].data))[()]

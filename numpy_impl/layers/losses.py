@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from numpy_impl.layers.activations import log_softmax, log_softmax_backward, sigmoid, softplus
-from numpy_impl.module import Module, _to_numpy
+from numpy_impl.module import Module, to_numpy
 from numpy_impl.random import default_dtype
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -69,7 +69,7 @@ def _float_buffer(value: Any) -> np.ndarray | None:
     """An array from anything array-like (a CPU torch tensor too), floating point."""
     if value is None:
         return None
-    array = np.array(_to_numpy(value), copy=True)
+    array = np.array(to_numpy(value), copy=True)
     return array if np.issubdtype(array.dtype, np.floating) else array.astype(default_dtype())
 
 

@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from numpy_impl.module import Parameter, _to_numpy
+from numpy_impl.module import Parameter, to_numpy
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW"]
 
@@ -142,9 +142,9 @@ class Optimizer:
             entries = {}
             for name, value in saved_state.items():
                 if name == "step":
-                    entries[name] = float(_to_numpy(value))
+                    entries[name] = float(to_numpy(value))
                 else:
-                    entries[name] = np.array(_to_numpy(value), dtype=p.data.dtype, copy=True)
+                    entries[name] = np.array(to_numpy(value), dtype=p.data.dtype, copy=True)
             self.state[p] = entries
         for group, saved in zip(self.param_groups, saved_groups, strict=True):
             for name, value in saved.items():
