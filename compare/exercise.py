@@ -34,9 +34,18 @@ def _imports_for(reference: type, init_source: str) -> list[str]:
     own = sorted(name for name in used
                  if name in vars(module) and not isinstance(vars(module)[name], types.ModuleType)
                  and getattr(vars(module)[name], "__module__", None) == module.__name__)
+    for base in reference.__bases__:
+        if base is not Module:
+            lines.append(f"from {base.__module__} import {base.__name__}")
     if own:
         lines.append(f"from {module.__name__} import {', '.join(own)}")
     return lines
+
+
+def _base_names(reference: type) -> list[str]:
+    """The reference's direct base classes by name: its constructor's super().__init__ call
+    must reach the same base (a CNN built on a shared feature extractor, say)."""
+    return [base.__name__ for base in reference.__bases__]
 
 
 def _parameters(function: object) -> str:
@@ -82,7 +91,7 @@ from __future__ import annotations
 {chr(10).join(_imports_for(reference, init_source))}
 
 
-class {name}(Module):
+class {name}({", ".join(_base_names(reference))}):
     """{inspect.cleandoc(reference.__doc__ or name)}"""
 
 {textwrap.indent(init_source, "    ").rstrip()}

@@ -214,6 +214,20 @@ def test_every_exercise_skeleton_builds_with_the_references_state(capsys, tmp_pa
     assert str(out) in report.error  # the user's own file, not the engine's
 
 
+def test_exercise_keeps_a_reference_base_class_that_is_not_module():
+    import inspect as _inspect
+
+    from compare.exercise import _base_names, _imports_for
+
+    class WideLinear(Linear):
+        def __init__(self, in_features, out_features):
+            super().__init__(in_features, 2 * out_features)
+
+    init = _inspect.getsource(WideLinear.__init__)
+    assert _base_names(WideLinear) == ["Linear"]
+    assert "from numpy_impl.layers.linear import Linear" in _imports_for(WideLinear, init)
+
+
 def test_exercise_refuses_a_class_that_is_not_a_module(capsys):
     assert main(["exercise", "optimizers:Adam", "--out", "-"]) == 2
     assert "exercise skeletons are forward/backward Modules; Adam" in capsys.readouterr().err
