@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compare.concept import Case, Concept, Outcome, Trial, perturb_parameters, uniform
+from compare.concept import Case, Concept, Trial, perturb_parameters, uniform
 from compare.data.digits import digits
-from compare.runner import initial_state, numpy_twin, run_module, torch_module
+from compare.parity import training_runner
 from numpy_impl.training import optimizers as numpy_optim
 from numpy_impl.vision import autoencoder as numpy_ae
 from torch_impl.vision import autoencoder as torch_ae
@@ -88,37 +88,7 @@ def train_torch(model: torch.nn.Module, batches: list[np.ndarray], optimizer: st
                               for name, p in model.named_parameters()}
 
 
-def _named(losses: np.ndarray, params: dict[str, np.ndarray], dtype: np.dtype,
-           ) -> dict[str, np.ndarray]:
-    values = {f"step{k}/loss": np.array(loss, dtype=dtype) for k, loss in enumerate(losses, 1)}
-    values.update({f"step{len(losses)}/param.{n}": p for n, p in params.items()})
-    return values
-
-
-def run_training(case: Case, trial: Trial, numpy_cls: Any = None,
-                 torch_cls: Any = None) -> Outcome:
-    """Both twins (and the built-in model) trained for ``steps`` steps from one state."""
-    state = initial_state(case, trial, trial.rng())
-    batches = training_batches(case, trial)
-    optimizer, options = case.options["optimizer"], case.options["optimizer_options"]
-    numpy_model = numpy_twin(case, state, trial, numpy_cls)
-    torch_model = torch_module(torch_cls or case.torch, case, state, trial)
-    outcome = Outcome(numpy=_named(*train_numpy(numpy_model, batches, optimizer, options),
-                                   trial.np_dtype),
-                      torch=_named(*train_torch(torch_model, batches, optimizer, options),
-                                   trial.np_dtype))
-    if trial.builtin and case.builtin is not None:
-        builtin = torch_module(case.builtin, case, state, trial)
-        outcome.builtin = _named(*train_torch(builtin, batches, optimizer, options),
-                                 trial.np_dtype)
-    return outcome
-
-
-def run(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None) -> Outcome:
-    """Training cases train; every other case is one forward and backward."""
-    if "steps" in case.options:
-        return run_training(case, trial, numpy_cls, torch_cls)
-    return run_module(case, trial, numpy_cls, torch_cls)
+run = training_runner(training_batches, train_numpy, train_torch)
 
 
 # --- cases ---------------------------------------------------------------------------------------
@@ -186,7 +156,7 @@ def loss_curves(dtype: str, seed: int = 0, steps: int | None = None,
     base = CONCEPT.case("train-sgd")
     case = Case(base.name, numpy=base.numpy, torch=base.torch, init=base.init, prepare=None,
                 fd=False, options=dict(base.options, steps=steps))
-    outcome = run_training(case, Trial(dtype, seed=seed, builtin=False, fd=False))
+    outcome = run(case, Trial(dtype, seed=seed, builtin=False, fd=False))
     names = [f"step{k}/loss" for k in range(1, steps + 1)]
     return (np.array([outcome.numpy[n] for n in names]),
             np.array([outcome.torch[n] for n in names]))

@@ -10,7 +10,7 @@ import torch
 
 import compare.vision.autoencoder as cmp_ae
 from compare.registry import get
-from compare.runner import run_concept
+from compare.runner import initial_state, run_concept
 from compare.verify import verify
 from numpy_impl.vision.autoencoder import Autoencoder
 from torch_impl.vision import autoencoder as torch_ae
@@ -102,7 +102,7 @@ def test_training_parity_after_20_steps_and_the_loss_falls():
     outcome = cmp_ae.run(get("autoencoder").case("train-sgd"), cmp_ae.Trial("float64"))
     assert outcome.numpy["step20/loss"] < 0.9 * outcome.numpy["step1/loss"]
     # the parameters moved: parity is not the trivial agreement of untouched weights
-    state = cmp_ae.initial_state(get("autoencoder").case("train-sgd"), cmp_ae.Trial("float64"),
+    state = initial_state(get("autoencoder").case("train-sgd"), cmp_ae.Trial("float64"),
                                  np.random.default_rng(0))
     assert np.abs(outcome.numpy["step20/param.enc1.weight"] - state["enc1.weight"]).max() > 1e-3
 

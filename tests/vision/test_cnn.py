@@ -12,7 +12,7 @@ import compare.vision.cnn as cmp_cnn
 from compare.data.digits import digits
 from compare.data.mnist import write_idx
 from compare.registry import get
-from compare.runner import run_concept
+from compare.runner import initial_state, run_concept
 from compare.verify import verify
 from numpy_impl.vision.cnn import CNN, CNNFeatures, predict
 from torch_impl.vision import cnn as torch_cnn
@@ -146,7 +146,7 @@ def test_training_parity_after_20_steps_sgd_and_adam():
     assert {d.check for d in report.diffs} == {"numpy-vs-torch", "torch-vs-builtin"}
     # the parameters moved: parity is not the trivial agreement of untouched weights
     case = get("cnn").case("train-adam")
-    state = cmp_cnn.initial_state(case, cmp_cnn.Trial("float64"), np.random.default_rng(0))
+    state = initial_state(case, cmp_cnn.Trial("float64"), np.random.default_rng(0))
     final, = [d for d in twin_diffs
               if d.case == "train-adam" and d.name == "step20/param.features.conv1.weight"]
     assert np.abs(final.a - state["features.conv1.weight"]).max() > 1e-2
