@@ -111,9 +111,9 @@ def lecture_table(report, case: str = "train", dtype: str = "float64") -> str:
 if __name__ == "__main__":
     import sys
 
+    from compare.cli import main
     from compare.runner import run_concept
-    result = run_concept(CONCEPT)
-    print(result.table())
-    print()
-    print(lecture_table(result))
-    sys.exit(0 if result.passed else 1)
+    code = main(["run", CONCEPT.name, *sys.argv[1:]])  # the table (and --json, --plots, ...)
+    if code != 2 and "--json" not in sys.argv:
+        print(lecture_table(run_concept(CONCEPT, dtypes=["float64"])))
+    sys.exit(code)
