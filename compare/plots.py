@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from compare.report import Diff, Report, split_step  # noqa: E402
+from compare.report import Diff, Report, primary_check, split_step  # noqa: E402
 
 MAX_DETAIL_ROWS = 6
 _TINY = np.finfo(np.float64).tiny
@@ -40,21 +40,17 @@ def _worst_per_tensor(diffs: Sequence[Diff], dtype: str) -> dict[str, Diff]:
     worst: dict[str, Diff] = {}
     for d in diffs:
         name = split_step(d.name)[0]
-        if d.dtype == dtype and d.check == _primary(diffs):
+        if d.dtype == dtype and d.check == primary_check(diffs):
             if name not in worst or d.usage > worst[name].usage:
                 worst[name] = d
     return worst
 
 
-def _primary(diffs: Sequence[Diff]) -> str:
-    return "yours-vs-torch" if any(d.check == "yours-vs-torch" for d in diffs) \
-        else "numpy-vs-torch"
-
 
 def figure_for(report: Report) -> plt.Figure:
     """The report's figure (not saved); titles say what is plotted and in which dtype."""
     dtypes = list(dict.fromkeys(d.dtype for d in report.diffs))
-    primary = _primary(report.diffs)
+    primary = primary_check(report.diffs)
     names = list(dict.fromkeys(split_step(d.name)[0] for d in report.diffs
                                if d.check == primary))
     comparable = [d for d in report.diffs if d.check == primary and d.a is not None

@@ -77,6 +77,12 @@ def collapse_steps(diffs: list[Diff]) -> list[tuple[Diff, str]]:
     return rows
 
 
+def primary_check(diffs: list[Diff]) -> str:
+    """The check a report is about: yours-vs-torch in a verification, else numpy-vs-torch."""
+    return "yours-vs-torch" if any(d.check == "yours-vs-torch" for d in diffs) \
+        else "numpy-vs-torch"
+
+
 def kind_of(name: str) -> str:
     """What a tensor name denotes: output, input/parameter gradient, buffer, intermediate."""
     base = name.split("/")[-1]  # multi-step concepts prefix a step: "step3/grad.param.weight"
@@ -315,9 +321,7 @@ class Report:
                 f"{errors or 'none'}{usage}")
 
     def _primary_check(self) -> str:
-        """yours-vs-torch in a verification, numpy-vs-torch otherwise."""
-        return "yours-vs-torch" if any(d.check == "yours-vs-torch" for d in self.diffs) \
-            else "numpy-vs-torch"
+        return primary_check(self.diffs)
 
     def table(self) -> str:
         lines = [f"{self.family}/{self.concept} -- {self.summary} (seed {self.seed})"]
