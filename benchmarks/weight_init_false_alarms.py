@@ -64,7 +64,8 @@ def one_seed(seed: int, numpy_cls: Any = None) -> dict[str, Any]:
             outcome = concept_file.run(case, trial, numpy_cls=numpy_cls)
             diffs = compare_outcome(
                 outcome, case, dtype,
-                tolerance=lambda key, name, case=case: tolerance_for(concept, case, key, name))
+                tolerance=lambda check, key, name, case=case: tolerance_for(concept, case, check,
+                                                                            key, name))
             failed |= not all(d.passed for d in diffs)
             for d in diffs:
                 stat = d.name.split("/")[1]

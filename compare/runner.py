@@ -212,20 +212,26 @@ def finite_differences(case: Case, state: dict[str, np.ndarray], inputs: dict[st
 
 
 # --- comparing ---------------------------------------------------------------------------------
-def tolerance_for(concept: Concept, case: Case, key: str, name: str = "") -> Tolerance:
-    """The tolerance for a dtype ("float64", "float32") or finite differences ("fd").
+def tolerance_for(concept: Concept, case: Case, check: str, key: str, name: str = "") -> Tolerance:
+    """The tolerance of one check for a dtype ("float64", "float32") or finite differences ("fd").
 
-    A case or concept may set one for a single tensor under "key:name" (e.g.
-    "float64:grad.param.b1" for a gradient that is zero in exact arithmetic); the most
-    specific setting wins: case tensor, concept tensor, case, concept, the default.
+    A case or concept may scope a setting to a check, a tensor or both:
+    "torch-vs-builtin:float32" loosens only the built-in witness, "float64:grad.param.b1" one
+    tensor in every check, "numpy-vs-torch:float32:out" one tensor in one check; a bare
+    "float32" applies to every check. The most specific setting wins (check and tensor, tensor,
+    check, bare; the case before the concept), then the default. A user's code (``verify``) is
+    held to the numpy-vs-torch bounds.
     """
-    for source in (case.tolerance, concept.tolerance):
-        if f"{key}:{name}" in source:
-            return source[f"{key}:{name}"]
-    return case.tolerance.get(key) or concept.tolerance.get(key) or DEFAULT[key]
+    if check.startswith("yours-vs-"):
+        check = "numpy-vs-fd" if check == "yours-vs-fd" else "numpy-vs-torch"
+    for scoped in (f"{check}:{key}:{name}", f"{key}:{name}", f"{check}:{key}", key):
+        for source in (case.tolerance, concept.tolerance):
+            if scoped in source:
+                return source[scoped]
+    return DEFAULT[key]
 
 
-ToleranceLookup = Callable[[str, str], Tolerance]  # (dtype or "fd", tensor name) -> Tolerance
+ToleranceLookup = Callable[[str, str, str], Tolerance]  # (check, dtype or "fd", tensor) -> bound
 
 
 def compare_named(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], *,
@@ -239,7 +245,7 @@ def compare_named(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray],
     for name in list(reference) + [n for n in ours if n not in reference]:
         if name not in ours and name.startswith(optional) and optional:
             continue
-        tol = tolerance(dtype, name)
+        tol = tolerance(check, dtype, name)
         if name not in ours or name not in reference:
             present = reference.get(name, ours.get(name))
             diff = measure(np.full(np.shape(present), np.nan), present, tol, check=check,
@@ -261,7 +267,7 @@ def compare_fd(fd: dict[str, tuple[np.ndarray, np.ndarray]], *, check: str, case
     whole analytic tensors, to say when a large one was checked on a sample."""
     diffs = []
     for name, (analytic, numeric) in fd.items():
-        diff = measure(analytic, numeric, tolerance("fd", name), check=check, name=name,
+        diff = measure(analytic, numeric, tolerance(check, "fd", name), check=check, name=name,
                        case=case, dtype="float64")
         if np.shape(analytic) != np.shape(full.get(name)):
             diff.note = f"{np.size(numeric)} sampled elements"
@@ -284,7 +290,7 @@ def attach_diagnoses(diffs: list[Diff], outcome: Outcome, case: Case) -> None:
 
 
 def compare_outcome(outcome: Outcome, case: Case, dtype: str,
-                    tolerance: ToleranceLookup = lambda key, name: DEFAULT[key],
+                    tolerance: ToleranceLookup = lambda check, key, name: DEFAULT[key],
                     truth: dict[str, np.ndarray] | None = None) -> list[Diff]:
     """Every named tensor of an outcome measured: numpy vs torch, torch vs built-in, vs fd."""
     common = dict(case=case.name, tolerance=tolerance)
@@ -308,7 +314,8 @@ def run_case(concept: Concept, case: Case, dtype: str, seed: int = 0,
                               builtin=False, fd=False)
         truth = run(case, referee_trial).torch
     return compare_outcome(outcome, case, dtype, truth=truth,
-                           tolerance=lambda key, name: tolerance_for(concept, case, key, name))
+                           tolerance=lambda check, key, name: tolerance_for(concept, case, check, key,
+                                                                          name))
 
 
 def describe_exception(error: BaseException, skip_prefixes: Iterable[str] = ()) -> str:

@@ -248,7 +248,8 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
         problem = _constructor_problem(cls, reference, case) if module_concept else ""
         if problem:
             break
-        tolerance = lambda key, name, case=case: tolerance_for(resolved, case, key, name)  # noqa: E731
+        tolerance = lambda check, key, name, case=case: tolerance_for(  # noqa: E731
+            resolved, case, check, key, name)
         references = (resolved.run or run_module)(case, Trial(dtype, seed, builtin=False,
                                                               fd=False))
         trial = Trial(dtype, seed, builtin=False, fd=(side == "numpy"))

@@ -54,9 +54,10 @@ CONCEPT = Concept(
               # are exactly 0 -- as both twins compute. The built-in returns rounding residue
               # amplified by r = 1/sqrt(eps) ~ 316 (observed up to 1.5e-13 in float64 and
               # 1.3e-4 in float32 over 50 seeds), which no relative test against a zero tensor
-              # can accept: an absolute floor above that residue.
-              tolerance={"float64": Tolerance(rtol=1e-10, atol=1e-12),
-                         "float32": Tolerance(rtol=1e-4, atol=5e-4)}),
+              # can accept: an absolute floor above that residue, for the built-in witness only
+              # (the twins are both exactly 0 and keep the default bound).
+              tolerance={"torch-vs-builtin:float64": Tolerance(rtol=1e-10, atol=1e-12),
+                         "torch-vs-builtin:float32": Tolerance(rtol=1e-4, atol=5e-4)}),
         _case("constant-rows", constant_rows(4, 6), 6),
         _case("large-offset", randn(3, 8, shift=1e4), 8,
               # Finite differences cannot resolve this case: with h = 1e-6 on x ~ 1e4 the step
@@ -65,10 +66,13 @@ CONCEPT = Concept(
               # one every other case checks by finite differences; here the point is float32.
               fd=False,
               # In float32, x = 1e4 + N(0, 1) is stored to ulp(1e4) ~ 1e-3, and x - mu cancels
-              # four of float32's seven digits. The twins (same two-pass formula) agree to ~2e-5
-              # and sit ~3e-4 from the float64 referee; the built-in's kernel sums in another
-              # order and lands ~1e-3 away from both. float64 is unaffected (ulp(1e4) ~ 2e-12).
-              tolerance={"float32": Tolerance(rtol=1e-2)}),
+              # four of float32's seven digits: the problem's condition number is ~|x|/std(x)
+              # ~ 1e4, so any float32 algorithm is off by ~1e4 * 1.2e-7 ~ 1.2e-3 relative.
+              # Measured over seeds 0-59: numpy-vs-torch up to 2.5e-3 (grad.param.weight),
+              # the built-in's kernel (another summation order) up to 3.0e-3 from the torch
+              # twin. float64 is unaffected (ulp(1e4) ~ 2e-12) and keeps the default.
+              tolerance={"numpy-vs-torch:float32": Tolerance(rtol=6e-3),
+                         "torch-vs-builtin:float32": Tolerance(rtol=1e-2)}),
     ],
 )
 
