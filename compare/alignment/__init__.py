@@ -1,0 +1,1 @@
+"""Alignment comparisons: reward model, DPO, policy gradient (REINFORCE, PPO)."""

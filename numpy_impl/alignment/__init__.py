@@ -1,0 +1,1 @@
+"""Alignment: reward modeling, preference optimization (DPO), policy gradients, by hand in NumPy."""
