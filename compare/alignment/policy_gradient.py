@@ -220,21 +220,24 @@ def train_torch(loss_fn: nn.Module, options: dict, noise: Noise, state: dict, tr
     env = ENVIRONMENTS[options["env"]](options["envs"])
     model = torch_twin.ActorCritic(env.obs_dim, env.n_actions).to(trial.torch_dtype)
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
+    model.to(trial.device)
     opt = getattr(torch.optim, options["optimizer"])(model.parameters(), lr=options["lr"])
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.array(array)).to(trial.device)
 
     def act(obs: np.ndarray, u: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            logits, _ = model(torch.from_numpy(obs))
-        return torch_twin.sample_actions(logits, torch.from_numpy(u)).numpy()
+            logits, _ = model(tensor(obs))
+        return torch_twin.sample_actions(logits, tensor(u)).cpu().numpy()
 
     obs, values = env.reset(), {}
     for k in range(options["updates"]):
         batch, obs = collect(act, env, obs, noise, k, trial.cast)
-        tensors = {key: torch.from_numpy(np.array(v)) for key, v in batch.items()}
-        stats = torch_twin.update(model, loss_fn, opt, tensors, options["gamma"], options["lam"],
-                                  options["epochs"])
-        _record(values, k + 1, batch, {n: v.numpy() for n, v in stats.items()},
-                ((n, p.detach().numpy().copy()) for n, p in model.named_parameters()))
+        stats = torch_twin.update(model, loss_fn, opt, {key: tensor(v) for key, v in batch.items()},
+                                  options["gamma"], options["lam"], options["epochs"])
+        _record(values, k + 1, batch, {n: v.cpu().numpy() for n, v in stats.items()},
+                ((n, p.detach().cpu().numpy().copy()) for n, p in model.named_parameters()))
     return values
 
 
