@@ -142,12 +142,10 @@ def _log_probs_and_entropy(logits: np.ndarray, actions: np.ndarray):
 def _logits_backward(d_taken: np.ndarray, d_entropy: np.ndarray, cache) -> np.ndarray:
     """dL/dz from dL/dlp (N,) and dL/dH_n (N,)."""
     logp, probs, entropy, actions = cache
-    d_logits = -probs * (logp + entropy[:, None]) * d_entropy[:, None]  # entropy
-    d_logits -= probs * d_taken[:, None]                               # log-softmax: -π dlp
-    np.put_along_axis(d_logits, actions[:, None],
-                      np.take_along_axis(d_logits, actions[:, None], -1)
-                      + d_taken[:, None], -1)                          # ... + onehot(a) dlp
-    return d_logits
+    onehot = np.eye(logp.shape[-1], dtype=logp.dtype)[actions]         # (N, A)
+    d_logits = (onehot - probs) * d_taken[:, None]                     # log-softmax, at a
+    d_logits -= probs * (logp + entropy[:, None]) * d_entropy[:, None]  # entropy
+    return d_logits                                                    # (N, A)
 
 
 def _upstream(grad_output: Any, n: int) -> list[Any]:
@@ -293,7 +291,10 @@ def update(model: ActorCritic, loss_fn: Any, optimizer: Any, rollout: dict[str, 
         outputs = loss_fn(logits, values, actions, old_log_probs, advantages.reshape(-1),
                           returns.reshape(-1))
         optimizer.zero_grad()
-        d_logits, d_values = loss_fn.backward((np.ones((), dtype=logits.dtype),))[:2]
+        # dL/dL = 1 for the total, 0 for the three terms, none for the diagnostics
+        one, zero = np.ones((), dtype=logits.dtype), np.zeros((), dtype=logits.dtype)
+        upstream = (one, zero, zero, zero) + (None,) * (len(outputs) - 4)
+        d_logits, d_values = loss_fn.backward(upstream)[:2]
         model.backward((d_logits, d_values))
         optimizer.step()
     names = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
