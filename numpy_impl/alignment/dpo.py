@@ -135,7 +135,8 @@ class DPOLoss(Module):
         self.loss_type = loss_type
 
     def forward(self, policy_logits: np.ndarray, reference_logits: np.ndarray,
-                labels: np.ndarray, loss_mask: np.ndarray):
+                labels: np.ndarray, loss_mask: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         labels, loss_mask = np.asarray(labels), np.asarray(loss_mask)
         if policy_logits.shape != reference_logits.shape or policy_logits.shape[0] % 2:
             raise ValueError(f"expected policy and reference logits of one shape (2B, T, V), got "
@@ -151,7 +152,7 @@ class DPOLoss(Module):
         self._h = dpo_logits(*args)                                    # (B,)
         return losses.mean(), chosen_rewards, rejected_rewards
 
-    def backward(self, grad_output) -> tuple[np.ndarray, np.ndarray]:
+    def backward(self, grad_output: Any) -> tuple[np.ndarray, np.ndarray]:
         g = grad_output[0] if isinstance(grad_output, tuple) else grad_output  # rewards: none
         b = self._h.shape[0]
         d_losses = np.broadcast_to(np.asarray(g) / b, (b,))            # (B,) the mean

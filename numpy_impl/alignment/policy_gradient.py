@@ -199,7 +199,9 @@ class ReinforceLoss(_PolicyGradientLoss):
                  normalize_advantages: bool = False) -> None:
         super().__init__(value_coef, entropy_coef, normalize_advantages)
 
-    def forward(self, logits, values, actions, old_log_probs, advantages, returns):
+    def forward(self, logits: np.ndarray, values: np.ndarray, actions: np.ndarray,
+                old_log_probs: np.ndarray, advantages: np.ndarray,
+                returns: np.ndarray) -> tuple[np.ndarray, ...]:
         taken, entropy, normalized, value_loss = self._common(logits, values, actions,
                                                               advantages, returns)
         policy_loss = -np.mean(taken * normalized)                     # L_pg
@@ -208,7 +210,7 @@ class ReinforceLoss(_PolicyGradientLoss):
         loss = policy_loss + self.value_coef * value_loss - self.entropy_coef * mean_entropy
         return loss, policy_loss, value_loss, mean_entropy
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: Any) -> tuple[np.ndarray, ...]:
         g_pg, g_v, g_h = self._common_backward(*_upstream(grad_output, 4))
         taken, normalized, old_shape = self._pg_cache
         n = taken.size
@@ -234,7 +236,9 @@ class PPOLoss(_PolicyGradientLoss):
         super().__init__(value_coef, entropy_coef, normalize_advantages)
         self.clip_eps = clip_eps
 
-    def forward(self, logits, values, actions, old_log_probs, advantages, returns):
+    def forward(self, logits: np.ndarray, values: np.ndarray, actions: np.ndarray,
+                old_log_probs: np.ndarray, advantages: np.ndarray,
+                returns: np.ndarray) -> tuple[np.ndarray, ...]:
         taken, entropy, normalized, value_loss = self._common(logits, values, actions,
                                                               advantages, returns)
         log_ratio = taken - old_log_probs                              # (N,)
@@ -251,7 +255,7 @@ class PPOLoss(_PolicyGradientLoss):
         clip_fraction = np.mean(np.abs(ratio - 1.0) > self.clip_eps).astype(ratio.dtype)
         return loss, policy_loss, value_loss, mean_entropy, approx_kl, clip_fraction
 
-    def backward(self, grad_output):
+    def backward(self, grad_output: Any) -> tuple[np.ndarray, ...]:
         g_pg, g_v, g_h = self._common_backward(*_upstream(grad_output, 4))
         ratio, clipped, normalized, unclipped_is_min = self._pg_cache
         n = ratio.size

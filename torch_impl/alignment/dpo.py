@@ -73,7 +73,8 @@ class DPOLoss(nn.Module):
         self.loss_type = loss_type
 
     def forward(self, policy_logits: torch.Tensor, reference_logits: torch.Tensor,
-                labels: torch.Tensor, loss_mask: torch.Tensor):
+                labels: torch.Tensor, loss_mask: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if policy_logits.shape != reference_logits.shape or policy_logits.shape[0] % 2:
             raise ValueError(f"expected policy and reference logits of one shape (2B, T, V), got "
                              f"{tuple(policy_logits.shape)} and {tuple(reference_logits.shape)}")

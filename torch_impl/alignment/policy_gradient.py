@@ -100,7 +100,9 @@ class ReinforceLoss(_PolicyGradientLoss):
                  normalize_advantages: bool = False) -> None:
         super().__init__(value_coef, entropy_coef, normalize_advantages)
 
-    def forward(self, logits, values, actions, old_log_probs, advantages, returns):
+    def forward(self, logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor,
+                old_log_probs: torch.Tensor, advantages: torch.Tensor,
+                returns: torch.Tensor) -> tuple[torch.Tensor, ...]:
         taken, entropy, normalized, value_loss = self._common(logits, values, actions,
                                                               advantages, returns)
         policy_loss = -(taken * normalized).mean()
@@ -115,7 +117,9 @@ class PPOLoss(_PolicyGradientLoss):
         super().__init__(value_coef, entropy_coef, normalize_advantages)
         self.clip_eps = clip_eps
 
-    def forward(self, logits, values, actions, old_log_probs, advantages, returns):
+    def forward(self, logits: torch.Tensor, values: torch.Tensor, actions: torch.Tensor,
+                old_log_probs: torch.Tensor, advantages: torch.Tensor,
+                returns: torch.Tensor) -> tuple[torch.Tensor, ...]:
         taken, entropy, normalized, value_loss = self._common(logits, values, actions,
                                                               advantages, returns)
         log_ratio = taken - old_log_probs
