@@ -300,18 +300,20 @@ _SAME_ACTIONS = {f"{dtype}:update{k}/actions": Tolerance(rtol=1e-12)
 # Cancellation, not disagreement (an absolute bound where the value is ~0 by construction):
 # - policy_loss: a mean of terms ρÂ of size ~1 whose advantages are normalized to mean zero;
 #   once every bandit environment pulls the same arm, all ρ are equal and the mean is exactly
-#   0 in exact arithmetic, so its rounding error is ~eps max|ρÂ| in absolute terms; the same
-#   holds for the total loss it is part of (measured over seeds 0..20: see the tests).
+#   0 in exact arithmetic, so its rounding error is ~eps max|ρÂ| (|ρÂ| up to ~4) in absolute
+#   terms; the same holds for the total loss it is part of. Measured over seeds 0..20, worst
+#   |numpy - torch|: float64 8.9e-16 (bound 1e-14), float32 4.8e-7 (bound 2e-6).
 # - approx_kl = mean((ρ - 1) - log ρ) ~ (log ρ)²/2 subtracts two numbers ~1e-3 to get ~1e-6:
-#   float32's rounding of ρ (~6e-8) is an absolute error of that size.
+#   the rounding of ρ (float32: ~6e-8) is an absolute error of that size. Measured worst:
+#   float64 2.7e-16 (bound 1e-14), float32 1.4e-7 (bound 1e-6).
 _CANCELLATION = {f"{dtype}:update{k}/{name}": bound
                  for k in range(1, 31)
                  for dtype, name, bound in (
                      ("float64", "policy_loss", Tolerance(rtol=1e-10, atol=1e-14)),
                      ("float64", "loss", Tolerance(rtol=1e-10, atol=1e-14)),
-                     ("float32", "loss", Tolerance(rtol=1e-4, atol=1e-6)),
+                     ("float32", "loss", Tolerance(rtol=1e-4, atol=2e-6)),
                      ("float64", "approx_kl", Tolerance(rtol=1e-10, atol=1e-14)),
-                     ("float32", "policy_loss", Tolerance(rtol=1e-4, atol=1e-6)),
+                     ("float32", "policy_loss", Tolerance(rtol=1e-4, atol=2e-6)),
                      ("float32", "approx_kl", Tolerance(rtol=1e-4, atol=1e-6)))}
 
 CONCEPT = Concept(
