@@ -14,7 +14,8 @@ Bradley–Terry noise), both twins take ``steps`` optimizer steps (Adam or SGD; 
 hand-written optimizers vs ``torch.optim``). Compared: the loss at every step
 (``step{k}/loss``), every parameter after the last (``step{N}/param.*``) and the preference
 margins r(chosen) - r(rejected) on the held-out pairs (``heldout.margin``), from which both
-twins' held-out accuracy follows (the tests assert > 90 % and the same number in both twins).
+twins' held-out accuracy follows (the tests assert the same number in both twins, and > 90 %
+after the demo's 300 steps; 50 steps reach 82 % with Adam, 90 % with SGD + momentum, seed 0).
 
 Benchmark size: 64 pairs of 8 features, hidden width 32 (the training batch).
 
@@ -199,7 +200,8 @@ CONCEPT = Concept(
     compares="loss; scores of chosen and rejected and their grads; grads of both feature "
              "batches and every weight and bias (margin, mean/sum/none, score differences of "
              "±100); 50 training steps (Adam, SGD) on synthetic preference pairs: loss per "
-             "step, parameters at the end, held-out margins (accuracy > 90 % in both twins)",
+             "step, parameters at the end, held-out margins (after 300 steps, accuracy > 90 % in "
+             "both twins)",
     witness="nn.Linear, torch.tanh, F.logsigmoid; torch.optim",
     run=run,
     cases=[
