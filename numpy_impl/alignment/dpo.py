@@ -21,6 +21,10 @@ TRL's ``dpo_loss`` (argument order, per-pair losses, the implicit rewards):
     chosen_rewards   = β (π_c - ρ_c)                       implicit rewards, reported only
     rejected_rewards = β (π_r - ρ_r)                       (no gradient flows through them)
 
+``dpo_loss`` takes the log-probabilities as given, as TRL's does; TRL's trainer divides them by
+the response length before the IPO loss (its log-probabilities are then per-token means), while
+``DPOLoss`` here uses the sums S_b for every loss type.
+
 ``DPOLoss`` takes the logits of a concatenated batch (2B rows: the B chosen responses first,
 then the B rejected ones, each after its prompt) for policy and reference, and returns the mean
 loss over pairs and both reward vectors.
