@@ -328,14 +328,16 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
                 error = float(metric(probs_side, target))
                 count, conf, acc = (np.asarray(b) for b in metric.bins)
                 filled = count > 0
-                if module is numpy_twin:
-                    ax.bar(conf[filled], acc[filled], width=0.8 / n_bins,
-                           label=f"NumPy: accuracy per bin (ECE {error:.3f})", **style)
+                twin = "NumPy" if module is numpy_twin else "torch"
+                if strategy == "quantile":  # bins of equal mass crowd near 1: points, not bars
+                    ax.plot(conf[filled], acc[filled], "o-" if twin == "NumPy" else "x",
+                            color="tab:blue" if twin == "NumPy" else "black",
+                            label=f"{twin}: accuracy per bin (ECE {error:.3f})")
                 else:
                     ax.bar(conf[filled], acc[filled], width=0.8 / n_bins,
-                           label=f"torch (ECE {error:.3f})", **style)
+                           label=f"{twin}: accuracy per bin (ECE {error:.3f})", **style)
             ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-            ax.set_xlim(0, 1)
+            ax.set_xlim(0, 1.04)
             ax.set_ylim(0, 1)
             ax.set_xlabel("mean confidence in the bin")
             ax.set_ylabel("accuracy in the bin")
