@@ -28,8 +28,8 @@ trained weights that differ between the float32 twins by ~1e-7, chooses each rou
 that the magnitudes on either side of the cut differ by more than GAP (a float64 run of the
 NumPy twin on the same data decides; ``safe_schedule``) and measures accuracy on the test
 points whose top two logits stay GAP apart in every round. Structured layer cases start from
-``spiky`` slices (1 up to all entries non-zero, at about the same L2 norm), so that L1 and L2
-rank them differently and a case can tell the two norms apart.
+``spiky`` slices (sparse ones with large L2 norms, dense ones with small), which L1 and L2
+rank in opposite orders, so that a case tells the two norms apart.
 
 Extra plot (``sparsity_accuracy.png``): the sparsity-vs-accuracy curve of a 784-100-10 MLP on
 the generated digits (28 x 28): iterative global, layer-wise and structured (hidden units by
@@ -89,15 +89,16 @@ def untie(arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def spiky(weight: np.ndarray, rng: np.random.Generator, dim: int) -> np.ndarray:
-    """Slices along ``dim`` with different numbers of non-zero entries (1 up to all) at about
-    the same L2 norm: L1 and L2 then rank them differently (for random dense slices they
-    mostly agree, and a structured case could not tell L1 from L2)."""
+    """Slices along ``dim`` from sparse to dense (1 up to all entries non-zero) whose L2 norms
+    fall from 1.2 to 0.8 as their L1 norms grow (~ L2 sqrt(non-zeros)): L1 and L2 rank them in
+    opposite orders. (Random dense slices are ranked alike by both, and a structured case
+    could not tell L1 from L2.)"""
     moved = np.moveaxis(weight, dim, 0).reshape(weight.shape[dim], -1)     # (C, rest)
     channels, rest = moved.shape
-    kept = rng.permuted(np.arange(rest)[None, :] < np.linspace(1, rest, channels)[:, None]
-                        .round(), axis=1)                                 # (C, rest) k_c ones
+    nonzeros = np.linspace(1, rest, channels).round()[:, None]            # (C, 1)
+    kept = rng.permuted(np.arange(rest)[None, :] < nonzeros, axis=1)      # (C, rest)
     sparse = np.where(kept, moved, 0.0)
-    scale = rng.uniform(0.8, 1.2, channels) / np.linalg.norm(sparse, axis=1)
+    scale = np.linspace(1.2, 0.8, channels) / np.linalg.norm(sparse, axis=1)
     shaped = (sparse * scale[:, None]).reshape(np.moveaxis(weight, dim, 0).shape)
     return np.moveaxis(shaped, 0, dim)
 
