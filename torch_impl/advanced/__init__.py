@@ -1,0 +1,1 @@
+"""The `advanced` family: PyTorch twins."""
