@@ -28,9 +28,10 @@ Numerical stability:
       erf(x)  = x P_1(x²) / Q_1(x²)                       |x| < 0.46875
       erfc(x) = e^{-x²} P_2(|x|) / Q_2(|x|),  erf = sign(x) (1 - erfc(|x|))     otherwise
   with |x| clamped at 6, where erf is 1 to float64 rounding. Each array op runs on every
-  element of its interval at once; measured against ``math.erf`` on 1.2 million points in
-  [-8, 8] and [1e-300, 1e-2]: at most 2.03 ulp (4.5e-16 relative) in float64, 2.7 float32 ulps
-  in float32, computed in float32.
+  element of its interval at once. Measured against ``math.erf`` on 1.24 million points (1M
+  evenly over [-8, 8], 200k log-spaced over ±[1e-300, 1e-2], 40k around 0.46875 and 3.9-6.1):
+  at most 5.6e-16 relative (5 ulp, at x = 0.469, where 1 - erfc doubles erfc's last-bit error)
+  in float64; at most 3.3e-7 relative (5.5 ulp) in float32, computed in float32 throughout.
 """
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ _ERF_Q1 = (1.0, 2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737
            2.84423683343917062e03)
 # Interval 2, 0.46875 <= |x| <= 4: erfc(x) = e^{-x²} P2(x) / Q2(x). Cody's third interval
 # (|x| > 4, an expansion in 1/x²) is left out: erf needs erfc there only to absolute 1e-16,
-# and P2/Q2 carried on to |x| = 6 gives that (the 2.03-ulp maximum above is at x = 0.469).
+# and P2/Q2 carried on to |x| = 6 gives that (the worst error, above, is at x = 0.469). Nor
+# is Cody's split of e^{-x²} into two factors needed: it makes erfc exact to the last bit for
+# large x, and erf = 1 - erfc does not see those bits.
 _ERFC_P2 = (2.15311535474403846e-8, 5.64188496988670089e-1, 8.88314979438837594e00,
             6.61191906371416295e01, 2.98635138197400131e02, 8.81952221241769090e02,
             1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03)
