@@ -51,9 +51,9 @@ from numpy_impl.module import Module, Parameter
 def moments(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and biased variance over ``axes``, kept as size-1 dims so they broadcast."""
     mean = x.mean(axis=axes, keepdims=True)
-    centered = x - mean
-    var = sum_of_products(centered, centered, axes) / _count(x, axes)  # two passes: no
-    return mean, var                                                    # cancellation
+    centered = x - mean                                       # two passes: no cancellation
+    var = sum_of_products(centered, centered, axes) / _count(x, axes)
+    return mean, var
 
 
 def normalize(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
@@ -80,12 +80,12 @@ def standardize_backward(dxhat: np.ndarray, xhat: np.ndarray, rstd: np.ndarray,
                          axes: tuple[int, ...]) -> np.ndarray:
     """dL/dx when mean and var were computed from x itself over ``axes``:
     r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))."""
-    through_mean = dxhat.mean(axis=axes, keepdims=True)
-    through_var = sum_of_products(dxhat, xhat, axes) / _count(xhat, axes)
-    dx = xhat * -through_var                                  # - xhat mean(dxhat xhat)
-    dx += dxhat
-    dx -= through_mean
-    dx *= rstd
+    through_mean = dxhat.mean(axis=axes, keepdims=True)                    # mean(dxhat)
+    through_var = sum_of_products(dxhat, xhat, axes) / _count(xhat, axes)  # mean(dxhat xhat)
+    dx = xhat * -through_var                                  # the path through var
+    dx += dxhat                                               # + the direct path
+    dx -= through_mean                                        # + the path through mu
+    dx *= rstd                                                # all three times r: x's shape
     return dx
 
 
