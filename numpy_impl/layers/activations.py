@@ -94,9 +94,8 @@ def erf(x: np.ndarray) -> np.ndarray:
     """The error function, elementwise, in the dtype of ``x`` (float32 or float64)."""
     x = np.asarray(x)
     flat = x.reshape(-1)                                   # (N,)
-    magnitude = np.abs(flat)                               # |x|: (N,)
     out = np.empty_like(flat)
-    in_first = magnitude < _ERF_SPLIT                      # NaN compares False
+    in_first = np.abs(flat) < _ERF_SPLIT                   # NaN compares False
     inner = np.flatnonzero(in_first)                       # Cody's interval 1
     outer = np.flatnonzero(~in_first)                      # the rest, NaN included
     # interval 1: erf(x) = x P1(x²) / Q1(x²)
@@ -108,7 +107,8 @@ def erf(x: np.ndarray) -> np.ndarray:
     out[inner] = ratio
     # interval 2: erfc(|x|) = e^{-x²} P2(|x|) / Q2(|x|), erf = sign(x) (1 - erfc); the clamp
     # keeps inf out of P2 / Q2 (inf / inf) and leaves NaN as NaN
-    y = magnitude[outer]
+    signed = flat[outer]
+    y = np.abs(signed)                                     # |x|
     np.minimum(y, _ERF_CUTOFF, out=y)
     erfc = _horner(y, _ERFC_P2)
     erfc /= _horner(y, _ERFC_Q2)
@@ -116,7 +116,7 @@ def erf(x: np.ndarray) -> np.ndarray:
     np.negative(y, out=y)
     erfc *= np.exp(y, out=y)                               # e^{-y²}
     np.subtract(1.0, erfc, out=erfc)
-    out[outer] = np.copysign(erfc, flat[outer], out=erfc)
+    out[outer] = np.copysign(erfc, signed, out=erfc)
     return out.reshape(x.shape)
 
 
