@@ -90,7 +90,9 @@ def first_argmax(cols: np.ndarray) -> np.ndarray:
     smallest k with cols[k] = max_j cols[j] (or NaN)."""
     rows = cols.shape[0]
     peak = cols.max(axis=0)                                   # (N,)  NaN where a NaN is
-    winners = (cols == peak) | np.isnan(cols)                 # (K, N) the maxima (or NaNs)
+    winners = cols == peak                                    # (K, N) the maxima
+    if np.issubdtype(cols.dtype, np.inexact):
+        winners |= np.isnan(cols)                             # ... or NaNs, as np.argmax
     # k - K < 0 where row k wins, 0 elsewhere: the column minimum is the first winner - K
     offsets = (np.arange(rows) - rows).astype(np.min_scalar_type(-rows))[:, None]  # (K, 1)
     return (winners * offsets).min(axis=0).astype(np.intp) + rows
