@@ -25,6 +25,10 @@ Patches overlap when s < (K - 1) d + 1, so several entries land on one pixel. Th
 ``np.add.at`` on a flat index array -- vectorized, with no loop over batch, pixels or kernel
 offsets: ``read_positions`` is that index (where im2col read each entry from), computed once
 per geometry and cached. (``np.add.at``, unlike ``dx[index] += v``, adds every repeated index.)
+On a 1-d array with a 1-d index, as here, ``np.add.at`` takes NumPy's fast path (NumPy 1.25
+on): for the benchmark's Conv2d (3.1 million entries onto 0.4 million pixels) it measured
+2.3 ms in float32 and 2.6 ms in float64, against 11.5 and 5.1 ms for ``np.bincount`` with
+weights (which also sums in float64 only, so float32 would need a cast back).
 The other vectorized form of this backward is a transposed convolution (the zero-stuffed
 gradient convolved with the flipped kernel); it needs a second im2col copy, of the gradient,
 and for stride s works s^2 times over on the stuffed zeros. At the benchmark's shape

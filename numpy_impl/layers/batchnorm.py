@@ -21,8 +21,8 @@ Backward, given g = dL/dy (sums S over the batch and length axes):
     eval:      dL/dx = r * dxhat                       mu and var do not depend on x
 
 The training formula is LayerNorm's standardization backward, taken over the batch axes
-instead of the feature axes: ``moments``, ``normalize`` and ``standardize_backward`` are
-imported from ``numpy_impl.layers.layernorm``.
+instead of the feature axes: ``standardize`` (batch statistics), ``normalize`` (running ones)
+and ``standardize_backward`` are imported from ``numpy_impl.layers.layernorm``.
 
 With one value per channel (M = 1) x - mu = 0 and the unbiased variance divides by zero, so
 training on such a batch raises ValueError, as torch does. With ``track_running_stats=False``
@@ -33,7 +33,8 @@ from __future__ import annotations
 import numpy as np
 
 from numpy_impl import random
-from numpy_impl.layers.layernorm import moments, normalize, standardize_backward
+from numpy_impl.layers.activations import sum_of_products
+from numpy_impl.layers.layernorm import normalize, standardize, standardize_backward
 from numpy_impl.module import Module, Parameter
 
 
@@ -77,16 +78,17 @@ class BatchNorm1d(Module):
         batch_stats = self.training or self.running_mean is None
         if batch_stats:
             check_batch_size(x.shape)
-            mean, var = moments(x, axes)                           # (1, C) or (1, C, 1)
+            xhat, rstd, mean, var = standardize(x, axes, self.eps)  # mean, var: (1, C[, 1])
             if self.training and self.track_running_stats:
                 self._update_running_stats(mean.reshape(-1), var.reshape(-1), x.size // x.shape[1])
         else:
             mean = self.running_mean.reshape(per_channel)
             var = self.running_var.reshape(per_channel)
-        xhat, rstd = normalize(x, mean, var, self.eps)             # x's shape
+            xhat, rstd = normalize(x, mean, var, self.eps)         # x's shape
         y = xhat
         if self.affine:
-            y = xhat * self.weight.data.reshape(per_channel) + self.bias.data.reshape(per_channel)
+            y = xhat * self.weight.data.reshape(per_channel)       # a new array: xhat is cached
+            y += self.bias.data.reshape(per_channel)
         self._cache = (xhat, rstd, axes, per_channel, batch_stats)
         return y
 
@@ -106,7 +108,8 @@ class BatchNorm1d(Module):
         xhat, rstd, axes, per_channel, batch_stats = self._cache
         dxhat = grad_output
         if self.affine:
-            self.weight.grad += (grad_output * xhat).sum(axis=axes)  # y = gamma xhat: (C,)
+            # y = gamma xhat: S(g * xhat), summed as multiplied (no full-size product)
+            self.weight.grad += sum_of_products(grad_output, xhat, axes).reshape(-1)  # (C,)
             self.bias.grad += grad_output.sum(axis=axes)             # y = ... + beta:  (C,)
             dxhat = grad_output * self.weight.data.reshape(per_channel)  # through gamma xhat
         if batch_stats:

@@ -30,8 +30,11 @@ The three terms: the direct path through x, the path through mu, the path throug
 A row of identical values has x - mu ~ 0 and var ~ 0, so r = 1/sqrt(eps) stays finite
 (eps is why): y = beta and dL/dx = r (dxhat - mean(dxhat)).
 
-``moments``, ``normalize`` and ``standardize_backward`` take the reduced axes as an argument:
-BatchNorm uses the same three steps over the batch axes instead of the feature axes.
+``standardize`` (``moments`` then ``normalize``, with x - mu formed once) and
+``standardize_backward`` take the reduced axes as an argument: BatchNorm uses the same steps
+over the batch axes instead of the feature axes. Sums of products such as S(dxhat * xhat) go
+through ``sum_of_products`` (einsum), which never holds the full-size product in memory; the
+backward builds dL/dx in one array, in place.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from numpy_impl import random
+from numpy_impl.layers.activations import sum_of_products
 from numpy_impl.module import Module, Parameter
 
 
@@ -47,8 +51,8 @@ from numpy_impl.module import Module, Parameter
 def moments(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and biased variance over ``axes``, kept as size-1 dims so they broadcast."""
     mean = x.mean(axis=axes, keepdims=True)
-    centered = x - mean
-    var = (centered * centered).mean(axis=axes, keepdims=True)  # two passes: no cancellation
+    centered = x - mean                                       # two passes: no cancellation
+    var = sum_of_products(centered, centered, axes) / _count(x, axes)
     return mean, var
 
 
@@ -56,16 +60,38 @@ def normalize(x: np.ndarray, mean: np.ndarray, var: np.ndarray,
               eps: float) -> tuple[np.ndarray, np.ndarray]:
     """xhat = (x - mean) r with r = 1/sqrt(var + eps); returns (xhat, r)."""
     rstd = 1.0 / np.sqrt(var + eps)
-    return (x - mean) * rstd, rstd
+    xhat = x - mean
+    xhat *= rstd
+    return xhat, rstd
+
+
+def standardize(x: np.ndarray, axes: tuple[int, ...],
+                eps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``moments`` then ``normalize`` with x - mean formed once: (xhat, r, mean, var)."""
+    mean = x.mean(axis=axes, keepdims=True)
+    xhat = x - mean                                           # x - mu (float, as mean)
+    var = sum_of_products(xhat, xhat, axes) / _count(x, axes)  # mean((x - mu)^2)
+    rstd = 1.0 / np.sqrt(var + eps)
+    xhat *= rstd                                              # (x - mu) r, in place
+    return xhat, rstd, mean, var
 
 
 def standardize_backward(dxhat: np.ndarray, xhat: np.ndarray, rstd: np.ndarray,
                          axes: tuple[int, ...]) -> np.ndarray:
     """dL/dx when mean and var were computed from x itself over ``axes``:
     r * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))."""
-    through_mean = dxhat.mean(axis=axes, keepdims=True)
-    through_var = xhat * (dxhat * xhat).mean(axis=axes, keepdims=True)
-    return rstd * (dxhat - through_mean - through_var)
+    through_mean = dxhat.mean(axis=axes, keepdims=True)                    # mean(dxhat)
+    through_var = sum_of_products(dxhat, xhat, axes) / _count(xhat, axes)  # mean(dxhat xhat)
+    dx = xhat * -through_var                                  # the path through var
+    dx += dxhat                                               # + the direct path
+    dx -= through_mean                                        # + the path through mu
+    dx *= rstd                                                # all three times r: x's shape
+    return dx
+
+
+def _count(x: np.ndarray, axes: tuple[int, ...]) -> int:
+    """M, the number of values each statistic is taken over."""
+    return int(np.prod([x.shape[axis] for axis in axes]))
 
 
 # --- layer normalization ----------------------------------------------------------------------
@@ -73,11 +99,13 @@ def layernorm_forward(x: np.ndarray, weight: np.ndarray | None, bias: np.ndarray
                       normalized_ndim: int, eps: float = 1e-5):
     """Normalize over the last ``normalized_ndim`` dims, then y = gamma xhat + beta."""
     axes = tuple(range(x.ndim - normalized_ndim, x.ndim))         # the normalized dims
-    mean, var = moments(x, axes)                                  # (*, 1, ..., 1)
-    xhat, rstd = normalize(x, mean, var, eps)                     # (*, *normalized_shape)
-    y = xhat if weight is None else xhat * weight
-    if bias is not None:
-        y = y + bias
+    xhat, rstd, _, _ = standardize(x, axes, eps)                  # (*, *normalized_shape)
+    if weight is not None:
+        y = xhat * weight                                         # a new array: xhat is cached
+        if bias is not None:
+            y += bias
+    else:
+        y = xhat if bias is None else xhat + bias
     return y, (xhat, rstd, axes, weight, bias is not None)
 
 
@@ -85,7 +113,8 @@ def layernorm_backward(dy: np.ndarray, cache):
     """Returns (dx, dgamma, dbeta); dgamma / dbeta are None where there is no such parameter."""
     xhat, rstd, axes, weight, has_bias = cache
     leading = tuple(range(dy.ndim - len(axes)))                   # the dims gamma is shared over
-    dweight = (dy * xhat).sum(axis=leading) if weight is not None else None  # y = gamma xhat
+    dweight = sum_of_products(dy, xhat, leading).reshape(xhat.shape[len(leading):]) \
+        if weight is not None else None                           # y = gamma xhat
     dbias = dy.sum(axis=leading) if has_bias else None                       # y = ... + beta
     dxhat = dy if weight is None else dy * weight                 # chain rule through gamma xhat
     dx = standardize_backward(dxhat, xhat, rstd, axes)            # through mu and var into x

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from numpy_impl.layers.activations import log_softmax, log_softmax_backward, sigmoid, softplus
+from numpy_impl.layers.activations import log_softmax_and_softmax, sigmoid, softplus
 from numpy_impl.module import Module, to_numpy
 from numpy_impl.random import default_dtype
 
@@ -147,26 +147,45 @@ def nll_forward(logp: np.ndarray, target: np.ndarray, weight: np.ndarray | None,
     picked = np.take_along_axis(p, safe[..., None], axis=-1)[..., 0]  # p_{n, t_n}: (S,)
     loss = -w_t * picked                               # (S,)
     if label_smoothing > 0.0:
-        smooth = np.where(valid, -np.sum(w * p, axis=-1), 0)  # Σ_c -w_c p_c: (S,)
+        smooth = np.where(valid, -(p @ w), 0)          # Σ_c -w_c p_c: (S,), a matrix-vector
         loss = (1.0 - label_smoothing) * loss + (label_smoothing / n_classes) * smooth
     denominator = np.sum(w_t)                          # D = Σ v w_t
     cache = (class_dim, logp.shape, valid, safe, w, w_t, denominator, reduction, label_smoothing)
     return reduce(loss, reduction, denominator), cache
 
 
-def nll_backward(grad: np.ndarray, cache) -> np.ndarray:
-    """dL/dlogp, same shape as ``logp``."""
+def nll_backward_parts(grad: np.ndarray, cache) -> tuple[np.ndarray, np.ndarray | None]:
+    """dL/dlogp in factored form, no (S, C) array: ``at_target`` (S,) and ``spread`` (S,) or
+    None, with dL/dlogp[n, c] = at_target[n] 1[c = t_n] + spread[n] w_c."""
     class_dim, shape, valid, safe, w, w_t, denominator, reduction, label_smoothing = cache
     n_classes = shape[class_dim]
     dl = reduce_backward(grad, valid.shape, reduction, denominator)  # dL/dl_n: (S,)
-    one_hot = np.arange(n_classes) == safe[..., None]  # 1[c = t_n]: (S, C)
     # chain rule through l_n = -v_n w_{t_n} p_{n, t_n}: only the target class gets gradient
-    dp = -(dl * w_t)[..., None] * one_hot              # (S, C)
-    if label_smoothing > 0.0:
-        # ... and through the smoothing term -v_n ε/C Σ_c w_c p_{n,c}: every class does
-        dsmooth = -np.where(valid, dl, 0)[..., None] * w  # (S, C)
-        dp = (1.0 - label_smoothing) * dp + (label_smoothing / n_classes) * dsmooth
+    at_target = -(dl * w_t)                            # (S,)
+    if label_smoothing == 0.0:
+        return at_target, None
+    # ... and through the smoothing term -v_n ε/C Σ_c w_c p_{n,c}: every class does
+    spread = -np.where(valid, dl, 0) * (label_smoothing / n_classes)  # (S,), times w_c
+    return (1.0 - label_smoothing) * at_target, spread
+
+
+def nll_backward(grad: np.ndarray, cache) -> np.ndarray:
+    """dL/dlogp, same shape as ``logp``."""
+    class_dim, shape, valid, safe, w = cache[:5]
+    at_target, spread = nll_backward_parts(grad, cache)
+    moved = valid.shape + (shape[class_dim],)          # (S, C) classes last
+    dtype = np.result_type(at_target, w)
+    dp = np.zeros(moved, dtype) if spread is None else spread[..., None] * w  # (S, C)
+    _add_at_targets(dp, safe, at_target)
     return np.moveaxis(dp, -1, class_dim)              # classes back in dim 1 (or 0)
+
+
+def _add_at_targets(dp: np.ndarray, safe: np.ndarray, values: np.ndarray) -> None:
+    """dp[n, t_n] += values[n] for dp (S, C): one entry per row, a gather and a scatter
+    instead of a dense one-hot (S, C) mask."""
+    column = safe[..., None]                           # (S, 1)
+    picked = np.take_along_axis(dp, column, axis=-1)   # (S, 1)
+    np.put_along_axis(dp, column, picked + values[..., None], axis=-1)
 
 
 class NLLLoss(Module):
@@ -207,14 +226,24 @@ class CrossEntropyLoss(Module):
 
     def forward(self, input: np.ndarray, target: np.ndarray) -> np.ndarray:
         self._class_dim = 0 if np.ndim(input) == 1 else 1
-        self._logp = log_softmax(input, self._class_dim)  # p = log_softmax(x)
-        loss, self._cache = nll_forward(self._logp, target, self.weight, self.ignore_index,
+        # p = log_softmax(x); softmax(x) is kept for the backward
+        logp, self._softmax = log_softmax_and_softmax(input, self._class_dim)
+        loss, self._cache = nll_forward(logp, target, self.weight, self.ignore_index,
                                         self.reduction, self.label_smoothing)
         return loss
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        dlogp = nll_backward(grad_output, self._cache)  # dL/dp
-        return log_softmax_backward(dlogp, self._logp, self._class_dim)  # dL/dx
+        # dL/dp = a 1[c = t] + s w_c (nll_backward_parts); log_softmax's backward
+        # dL/dx = dL/dp - softmax Σ_c dL/dp_c, with Σ_c dL/dp_c = a + s Σ_c w_c
+        at_target, spread = nll_backward_parts(grad_output, self._cache)
+        w, safe = self._cache[4], self._cache[3]
+        total = at_target if spread is None else at_target + spread * np.sum(w)  # (S,)
+        softmax = np.moveaxis(self._softmax, self._class_dim, -1)  # (S, C) classes last
+        dx = softmax * -total[..., None]               # - softmax Σ_c dL/dp_c
+        if spread is not None:
+            dx += spread[..., None] * w                # + the smoothing part of dL/dp
+        _add_at_targets(dx, safe, at_target)           # + the target part of dL/dp
+        return np.moveaxis(dx, -1, self._class_dim)
 
     def extra_repr(self) -> str:
         return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, " \
