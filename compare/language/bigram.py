@@ -73,13 +73,15 @@ def _data(case: Case) -> tuple[names.Vocab, np.ndarray, np.ndarray]:
 
 
 # --- counting ----------------------------------------------------------------------------------
-def run_counts(case: Case, trial: Trial, numpy_cls: Any = None) -> Outcome:
+def run_counts(case: Case, trial: Trial, numpy_cls: Any = None,
+               torch_cls: Any = None) -> Outcome:
+    """Both counters (or a user's class in place of either) fitted on the same pairs."""
     import torch
     vocab, xs, ys = _data(case)
     k = case.options["smoothing"]
-    mine = (numpy_cls or numpy_twin.BigramCounts)(vocab.size, smoothing=k)
+    mine = (numpy_cls or case.numpy)(vocab.size, smoothing=k)
     mine.fit(xs, ys, dtype=trial.np_dtype)
-    twin = torch_twin.BigramCounts(vocab.size, smoothing=k)
+    twin = (torch_cls or case.torch)(vocab.size, smoothing=k)
     twin.fit(torch.from_numpy(xs), torch.from_numpy(ys), dtype=trial.torch_dtype)
     outcome = Outcome(
         numpy={"counts": np.asarray(mine.counts, dtype=np.float64), "probs": mine.probs,
@@ -195,7 +197,7 @@ def run_neural(case: Case, trial: Trial, numpy_cls: Any = None,
 
 def run(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None) -> Outcome:
     if case.options["kind"] == "counts":
-        return run_counts(case, trial, numpy_cls)
+        return run_counts(case, trial, numpy_cls, torch_cls)
     return run_neural(case, trial, numpy_cls, torch_cls)
 
 

@@ -268,10 +268,13 @@ def numpy_graph(graph: Graph, leaves: np.ndarray, value_cls: Any = None) -> dict
     return out
 
 
-def torch_graph(graph: Graph, leaves: np.ndarray, trial: Trial) -> dict[str, Any]:
-    """The same program on 0-d tensors; ``retain_grad`` keeps the intermediates' gradients."""
+def torch_graph(graph: Graph, leaves: np.ndarray, trial: Trial,
+                value_cls: Any = None) -> dict[str, Any]:
+    """The same program on 0-d tensors; ``retain_grad`` keeps the intermediates' gradients.
+    ``value_cls(x, dtype=...)`` makes a leaf (a user's in place of the twin's ``Value``)."""
     import torch
-    leaf_tensors = [torch_twin.Value(float(x), dtype=trial.torch_dtype) for x in leaves]
+    value_cls = value_cls or torch_twin.Value
+    leaf_tensors = [value_cls(float(x), dtype=trial.torch_dtype) for x in leaves]
     nodes = execute(graph, leaf_tensors)
     for node in nodes:
         if not node.is_leaf:
@@ -299,11 +302,13 @@ def _graph_fd(graph: Graph, leaves: np.ndarray, analytic: dict[str, Any],
             for k in range(len(point))}
 
 
-def run_graph(case: Case, trial: Trial, numpy_cls: Any = None) -> Outcome:
+def run_graph(case: Case, trial: Trial, numpy_cls: Any = None,
+              torch_cls: Any = None) -> Outcome:
     graph = _graph_for(case, trial)
     leaves = trial.cast(np.array(graph.leaves))
-    numpy_values = numpy_graph(graph, leaves.copy(), numpy_cls)
-    outcome = Outcome(numpy=numpy_values, torch=torch_graph(graph, leaves.copy(), trial),
+    numpy_values = numpy_graph(graph, leaves.copy(), numpy_cls or case.numpy)
+    outcome = Outcome(numpy=numpy_values,
+                      torch=torch_graph(graph, leaves.copy(), trial, torch_cls or case.torch),
                       inputs={"leaves": leaves})
     if trial.fd and case.fd and trial.dtype == "float64":
         outcome.fd = _graph_fd(graph, leaves, numpy_values, numpy_cls)
@@ -447,7 +452,7 @@ def run_mlp(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = No
 def run(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None) -> Outcome:
     """Graph cases run a program on Values and tensors; MLP cases train both twins."""
     if case.options["kind"] == "graph":
-        return run_graph(case, trial, numpy_cls)
+        return run_graph(case, trial, numpy_cls, torch_cls)
     return run_mlp(case, trial, numpy_cls, torch_cls)
 
 
