@@ -57,9 +57,11 @@ def diagnose(name: str, yours: np.ndarray, reference: np.ndarray, context: Conte
     """One sentence saying what the mismatch of tensor ``name`` looks like, ending with the
     worst element. ``bound`` is the absolute error allowed per element."""
     try:
-        sentence = _diagnose(name, yours, reference, context or Context(), bound)
+        with np.errstate(all="ignore"):  # huge values overflow in a heuristic: no warning leaks
+            sentence = _diagnose(name, yours, reference, context or Context(), bound)
     except Exception:  # a heuristic tripped on odd input: the generic sentence still helps
-        sentence = _fallback(yours, reference, bound)
+        with np.errstate(all="ignore"):
+            sentence = _fallback(yours, reference, bound)
     return " ".join(sentence.split())  # one line, whatever the pieces contained
 
 

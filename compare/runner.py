@@ -25,7 +25,8 @@ import numpy as np
 
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.finite_diff import numerical_gradient, weighted_sum
-from compare.report import Diff, Report, measure, referee
+from compare.metrics import Diff, measure, referee
+from compare.report import Report
 from compare.tolerances import DEFAULT, Tolerance
 
 FD_MAX_ELEMENTS = 96  # per tensor; larger tensors are checked on a seeded random sample
@@ -212,23 +213,33 @@ def finite_differences(case: Case, state: dict[str, np.ndarray], inputs: dict[st
 
 
 # --- comparing ---------------------------------------------------------------------------------
+def tolerance_scope(concept: Concept, case: Case, check: str, key: str,
+                    name: str = "") -> tuple[str, str] | None:
+    """Which override sets this tolerance: ("case" or "concept", its key), or None for the
+    default. The most specific key wins: check and tensor, tensor, check, bare; a case's
+    setting before its concept's. A user's code (``verify``) is held to the numpy-vs-torch
+    bounds (its backward to the finite-difference ones)."""
+    if check.startswith("yours-vs-"):
+        check = "numpy-vs-fd" if check == "yours-vs-fd" else "numpy-vs-torch"
+    for scoped in (f"{check}:{key}:{name}", f"{key}:{name}", f"{check}:{key}", key):
+        for label, source in (("case", case.tolerance), ("concept", concept.tolerance)):
+            if scoped in source:
+                return label, scoped
+    return None
+
+
 def tolerance_for(concept: Concept, case: Case, check: str, key: str, name: str = "") -> Tolerance:
     """The tolerance of one check for a dtype ("float64", "float32") or finite differences ("fd").
 
     A case or concept may scope a setting to a check, a tensor or both:
     "torch-vs-builtin:float32" loosens only the built-in witness, "float64:grad.param.b1" one
     tensor in every check, "numpy-vs-torch:float32:out" one tensor in one check; a bare
-    "float32" applies to every check. The most specific setting wins (check and tensor, tensor,
-    check, bare; the case before the concept), then the default. A user's code (``verify``) is
-    held to the numpy-vs-torch bounds.
+    "float32" applies to every check (see ``tolerance_scope`` for the order).
     """
-    if check.startswith("yours-vs-"):
-        check = "numpy-vs-fd" if check == "yours-vs-fd" else "numpy-vs-torch"
-    for scoped in (f"{check}:{key}:{name}", f"{key}:{name}", f"{check}:{key}", key):
-        for source in (case.tolerance, concept.tolerance):
-            if scoped in source:
-                return source[scoped]
-    return DEFAULT[key]
+    scope = tolerance_scope(concept, case, check, key, name)
+    if scope is None:
+        return DEFAULT[key]
+    return (case.tolerance if scope[0] == "case" else concept.tolerance)[scope[1]]
 
 
 ToleranceLookup = Callable[[str, str, str], Tolerance]  # (check, dtype or "fd", tensor) -> bound
@@ -249,9 +260,11 @@ def compare_named(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray],
         if name not in ours or name not in reference:
             present = reference.get(name, ours.get(name))
             diff = measure(np.full(np.shape(present), np.nan), present, tol, check=check,
-                           name=name, case=case, dtype=dtype)
-            missing_from = labels[0] if name not in ours else labels[1]
-            diff.passed, diff.note = False, f"missing from the {missing_from}"
+                           name=name, case=case, dtype=dtype, keep_arrays=False)
+            only, lacking = (labels[1], labels[0]) if name not in ours else labels
+            diff.passed, diff.note = False, f"missing from the {lacking}"
+            diff.diagnosis = (f"only the {only} has a tensor named {name!r}; the {lacking} "
+                              f"returns none by that name (a misnamed or missing result?)")
         else:
             diff = measure(ours[name], reference[name], tol, check=check, name=name,
                            case=case, dtype=dtype)
