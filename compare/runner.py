@@ -318,17 +318,18 @@ def compare_outcome(outcome: Outcome, case: Case, dtype: str,
 
 
 def run_case(concept: Concept, case: Case, dtype: str, seed: int = 0,
-             device: str = "cpu") -> list[Diff]:
+             device: str = "cpu", fd: bool = True) -> list[Diff]:
+    """One case in one dtype, every check (``fd=False`` skips finite differences)."""
     run = concept.run or run_module
-    outcome = run(case, Trial(dtype=dtype, seed=seed, device=device))
+    outcome = run(case, Trial(dtype=dtype, seed=seed, device=device, fd=fd))
     truth = None
     if dtype != "float64":
         referee_trial = Trial(dtype="float64", seed=seed, data_dtype=dtype, device=device,
                               builtin=False, fd=False)
         truth = run(case, referee_trial).torch
     return compare_outcome(outcome, case, dtype, truth=truth,
-                           tolerance=lambda check, key, name: tolerance_for(concept, case, check, key,
-                                                                          name))
+                           tolerance=lambda check, key, name: tolerance_for(concept, case, check,
+                                                                          key, name))
 
 
 def describe_exception(error: BaseException, skip_prefixes: Iterable[str] = ()) -> str:
@@ -341,7 +342,7 @@ def describe_exception(error: BaseException, skip_prefixes: Iterable[str] = ()) 
 
 def run_concept(concept: Concept, dtypes: Sequence[str] = ("float64", "float32"),
                 seed: int = 0, device: str = "cpu",
-                cases: Sequence[str] | None = None) -> Report:
+                cases: Sequence[str] | None = None, fd: bool = True) -> Report:
     """Run every case of a concept in every dtype; an exception in a case becomes the
     report's error (the report fails) rather than a crash."""
     report = Report(concept=concept.name, family=concept.family, summary=concept.summary,
@@ -351,7 +352,7 @@ def run_concept(concept: Concept, dtypes: Sequence[str] = ("float64", "float32")
     for case in selected:
         for dtype in dtypes:
             try:
-                report.diffs.extend(run_case(concept, case, dtype, seed, device))
+                report.diffs.extend(run_case(concept, case, dtype, seed, device, fd))
             except Exception as error:  # noqa: BLE001 -- reported, the run goes on
                 report.error = f"case {case.name!r}, {dtype}: {describe_exception(error)}"
                 break

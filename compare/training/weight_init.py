@@ -283,8 +283,10 @@ def _tolerances(shape: tuple[int, ...], scheme: str, options: dict[str, Any]
         kind = target(shape, scheme, name, **{k: v for k, v in options.items()
                                               if k != "bias"}).kind
         for stat, bound in critical_values(n, kind, ALPHA_PER_TEST / 2.0).items():
-            for dtype in DTYPES:
-                tolerance[f"{dtype}:{name}/{stat}"] = Tolerance(rtol=0.0, atol=2.0 * bound)
+            for dtype in DTYPES:  # statistical: two samples, so each check adds two bounds
+                for check in ("numpy-vs-torch", "torch-vs-builtin"):
+                    tolerance[f"{check}:{dtype}:{name}/{stat}"] = Tolerance(rtol=0.0,
+                                                                            atol=2.0 * bound)
     return tolerance
 
 
