@@ -13,9 +13,20 @@ from typing import Any
 
 from compare import html as html_render
 from compare import text
-from compare.metrics import (CHECKS, Diff, StepName, collapse_steps, json_float, kind_of,
-                             measure, normwise_error, primary_check, referee, split_step,
-                             verdict)
+from compare.metrics import (
+    CHECKS,
+    Diff,
+    StepName,
+    collapse_steps,
+    json_float,
+    kind_of,
+    measure,
+    normwise_error,
+    primary_check,
+    referee,
+    split_step,
+    verdict,
+)
 
 __all__ = ["CHECKS", "Diff", "Report", "StepName", "collapse_steps", "kind_of", "measure",
            "normwise_error", "primary_check", "referee", "split_step", "verdict"]

@@ -1,6 +1,6 @@
 """Run a concept: every case, every dtype, every check; measure every named tensor.
 
-``run_module`` is the default way a case runs (DESIGN.md, "What a comparison does"):
+``run_module`` is the default way a case runs (the README's "What a comparison does"):
 
 1. inputs drawn once from the seeded Generator, handed to torch with ``torch.from_numpy``;
 2. the torch twin initializes itself (``prepare`` perturbs it), its ``state_dict`` is loaded

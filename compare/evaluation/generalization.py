@@ -28,7 +28,7 @@ import torch
 
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.data.blobs import gaussian_blobs, split
-from compare.training.training_loop import SCRATCH, initial_state, step_batch_sizes
+from compare.training._loops import SCRATCH, initial_state, step_batch_sizes
 from numpy_impl.evaluation import generalization as numpy_twin
 from torch_impl.evaluation import generalization as torch_twin
 
@@ -60,7 +60,7 @@ def curves(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = Non
         if init["dropout"] > 0:  # full batch: one (n_train, hidden) keep-mask per epoch
             masks = [rng.random((b, init["hidden"])) < 1.0 - init["dropout"]
                      for b in step_batch_sizes(n_train, n_train, epochs)]
-        state = initial_state(torch_cls or case.torch, init, trial)
+        state = initial_state(case.torch, init, trial)
         runs.append((init, pool[:n_train], orders, masks, state))
 
     def side(module: Any, cls: Any, wrap: Any, to_dtype: Any, folder: Path) -> dict:

@@ -41,12 +41,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from compare.concept import Case, Concept, Trial, fixed, perturb_parameters, uniform
 from compare.data.digits import Splits, digits
 from compare.parity import training_runner
+from compare.vision._builtin import BuiltinCNNFeatures
 from numpy_impl.layers.losses import CrossEntropyLoss as NumpyCrossEntropyLoss
 from numpy_impl.training import optimizers as numpy_optim
 from numpy_impl.vision import cnn as numpy_cnn
@@ -55,24 +55,6 @@ from torch_impl.vision import cnn as torch_cnn
 
 PLOT_STEPS = 150
 PLOT_BATCH = 8
-
-
-class BuiltinCNNFeatures(nn.Module):
-    """The convolutional part from torch's built-in layers (also ``cnn_rnn``'s witness)."""
-
-    def __init__(self, in_channels: int = 1, channels: tuple[int, int] = (8, 16),
-                 kernel_size: int = 3, image_size: int = 28) -> None:
-        super().__init__()
-        _, side = torch_cnn.feature_geometry(image_size, kernel_size)
-        self.out_features = channels[1] * side * side
-        self.conv1 = nn.Conv2d(in_channels, channels[0], kernel_size)
-        self.pool = nn.MaxPool2d(2)
-        self.conv2 = nn.Conv2d(channels[0], channels[1], kernel_size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p1 = self.pool(F.relu(self.conv1(x)))          # (B, 8, 13, 13)
-        p2 = self.pool(F.relu(self.conv2(p1)))         # (B, 16, 5, 5)
-        return p2.flatten(1)                           # (B, 400)
 
 
 class BuiltinCNN(nn.Module):
@@ -196,8 +178,8 @@ CONCEPT = Concept(
         # (the twins, as torch's kernel does). The tie must be exact in all three models, or
         # one-ulp differences in conv2's sums pick different cells and the gradient follows
         # (seeds 1, 6, 7, 9 ... of 0-19 failed): _dyadic_convolutions makes every conv
-        # output exact in any summation order, and nonzero. fd=False: max is not differentiable at a tie;
-        # central differences see the mean of the one-sided slopes.
+        # output exact in any summation order, and nonzero. fd=False: max is not
+        # differentiable at a tie; central differences see the mean of the one-sided slopes.
         _case("blank-image", (2, 1, 12, 12), fd=False, x=fixed(np.zeros((2, 1, 12, 12))),
               num_classes=4, channels=(3, 3), image_size=12, prepare=_dyadic_convolutions),
         _training("train-sgd", "SGD", lr=SGD_LR),
