@@ -41,7 +41,7 @@ CHECKS = {
 
 _KINDS = (("grad.input.", "input gradient"), ("grad.param.", "parameter gradient"),
           ("grad.inter.", "intermediate gradient"), ("inter.", "intermediate"),
-          ("buffer.", "buffer"), ("out", "output"))
+          ("buffer.", "buffer"), ("input.", "input"), ("out", "output"))
 _STEP = re.compile(r"^step(\d+)/(.+)$")
 _TINY = np.finfo(np.float64).tiny
 

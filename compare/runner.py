@@ -25,7 +25,8 @@ import numpy as np
 
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.finite_diff import numerical_gradient, weighted_sum
-from compare.metrics import Diff, measure, referee
+from compare.diagnose import modified_input_sentence
+from compare.metrics import Diff, kind_of, measure, referee
 from compare.report import Report
 from compare.tolerances import DEFAULT, Tolerance
 
@@ -97,6 +98,10 @@ def _torch_side(module: Any, inputs: dict[str, np.ndarray], trial: Trial,
         if tensor.requires_grad:
             grad = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
             values[f"grad.inter.{name}"] = to_numpy(grad)
+    for name, tensor in leaves.items():  # an input the torch side changed in place, if any
+        after = to_numpy(tensor)
+        if not np.array_equal(after, inputs[name], equal_nan=True):
+            values[f"input.{name}"] = after
     return values, upstream
 
 
@@ -173,9 +178,16 @@ def run_module(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any =
 
     twin = torch_module(torch_cls or case.torch, case, state, trial)
     torch_values, upstream = _torch_side(twin, inputs, trial, draw_upstream)
-    numpy_values = numpy_forward_backward(numpy_twin(case, state, trial, numpy_cls),
-                                          {k: v.copy() for k, v in inputs.items()}, upstream)
-    outcome = Outcome(numpy=numpy_values, torch=torch_values, inputs=inputs)
+    given = {k: v.copy() for k, v in inputs.items()}
+    numpy_values = numpy_forward_backward(numpy_twin(case, state, trial, numpy_cls), given,
+                                          upstream)
+    for name, value in given.items():  # a forward that writes into its input, unlike torch's
+        torch_after = torch_values.get(f"input.{name}", inputs[name])
+        if not np.array_equal(value, torch_after, equal_nan=True):
+            numpy_values[f"input.{name}"], torch_values[f"input.{name}"] = value, torch_after
+        elif f"input.{name}" in torch_values:  # both changed it alike (an in-place layer)
+            numpy_values[f"input.{name}"] = value
+    outcome = Outcome(numpy=numpy_values, torch=torch_values, inputs=inputs, upstream=upstream)
     if trial.builtin and case.builtin is not None:
         builtin = torch_module(case.builtin, case, state, trial)
         outcome.builtin, _ = _torch_side(builtin, inputs, trial, lambda outputs: upstream)
@@ -265,6 +277,8 @@ def compare_named(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray],
             diff.passed, diff.note = False, f"missing from the {lacking}"
             diff.diagnosis = (f"only the {only} has a tensor named {name!r}; the {lacking} "
                               f"returns none by that name (a misnamed or missing result?)")
+            if kind_of(name) == "input" and name in ours:  # only a modified input is listed
+                diff.diagnosis = modified_input_sentence(name)
         else:
             diff = measure(ours[name], reference[name], tol, check=check, name=name,
                            case=case, dtype=dtype)
@@ -296,7 +310,8 @@ def attach_diagnoses(diffs: list[Diff], outcome: Outcome, case: Case) -> None:
         for name, parameter in inspect.signature(case.numpy).parameters.items():
             if parameter.default is not inspect.Parameter.empty:
                 init.setdefault(name, parameter.default)
-    context = Context(inputs=outcome.inputs, init=init)
+    context = Context(inputs=outcome.inputs, init=init, upstream=outcome.upstream,
+                      contributions=outcome.contributions)
     for d in diffs:
         if not d.passed and d.a is not None and d.b is not None:
             d.diagnosis = diagnose(d.name, d.a, d.b, context, d.bound)

@@ -246,6 +246,26 @@ def _operand_mask(op: tuple[Any, ...]) -> list[bool]:
     return [True] * (len(op) - 1)
 
 
+def uses(graph: Graph) -> tuple[np.ndarray, np.ndarray]:
+    """How many operations read each node (``node.grad``'s order) and each leaf: the number
+    of contributions backward must add (+=) into its gradient; a ``+=`` rebinding counts as
+    reading both operands."""
+    current = list(range(len(graph.leaves)))  # node index -> the Value it names now
+    count: dict[int, int] = {}
+    fresh = len(current)
+    for op in graph.ops:
+        for k, is_node in zip(op[1:], _operand_mask(op), strict=True):
+            if is_node:
+                count[current[k]] = count.get(current[k], 0) + 1
+        if op[0] == "iadd":
+            current[op[1]] = fresh
+        else:
+            current.append(fresh)
+        fresh += 1
+    return (np.array([count.get(v, 0) for v in current]),
+            np.array([count.get(k, 0) for k in range(len(graph.leaves))]))
+
+
 def _graph_for(case: Case, trial: Trial) -> Graph:
     if "graph" in case.options:
         return case.options["graph"]
@@ -307,9 +327,13 @@ def run_graph(case: Case, trial: Trial, numpy_cls: Any = None,
     graph = _graph_for(case, trial)
     leaves = trial.cast(np.array(graph.leaves))
     numpy_values = numpy_graph(graph, leaves.copy(), numpy_cls or case.numpy)
+    node_uses, leaf_uses = uses(graph)
     outcome = Outcome(numpy=numpy_values,
                       torch=torch_graph(graph, leaves.copy(), trial, torch_cls or case.torch),
-                      inputs={"leaves": leaves})
+                      inputs={"leaves": leaves},
+                      contributions={"node.grad": node_uses,
+                                     **{f"grad.x{k}": np.asarray(n)
+                                        for k, n in enumerate(leaf_uses)}})
     if trial.fd and case.fd and trial.dtype == "float64":
         outcome.fd = _graph_fd(graph, leaves, numpy_values, numpy_cls)
     return outcome
