@@ -34,11 +34,11 @@ def audit(name: str, seeds: int) -> list[str]:
         for d in report.diffs:
             case = concept.case(d.case)
             key = "fd" if d.check.endswith("-fd") else d.dtype
-            scope = tolerance_scope(concept, case, d.check, key, d.name.split("/")[-1])
+            scope = tolerance_scope(concept, case, d.check, key, d.name)
             if scope is None:
                 continue
             entry = worst.setdefault((d.case if scope[0] == "case" else "*", scope[1]), {
-                "bound": tolerance_for(concept, case, d.check, key, d.name.split("/")[-1]),
+                "bound": tolerance_for(concept, case, d.check, key, d.name),
                 "abs": (0.0, "", 0), "rel": (0.0, "", 0), "failed": 0})
             where = f"{d.case}/{d.check}/{d.name.split('/')[-1]}"
             entry["abs"] = max(entry["abs"], (d.max_abs, where, seed))

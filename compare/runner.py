@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from compare.concept import Case, Concept, Outcome, Trial
-from compare.finite_diff import numerical_gradient, weighted_sum
 from compare.diagnose import modified_input_sentence
+from compare.finite_diff import numerical_gradient, weighted_sum
 from compare.metrics import Diff, kind_of, measure, referee
 from compare.report import Report
 from compare.tolerances import DEFAULT, Tolerance

@@ -7,7 +7,6 @@ from compare.verify import verify
 from numpy_impl.language import micrograd
 from numpy_impl.layers import activations
 
-
 EMPTY = Context()
 
 
