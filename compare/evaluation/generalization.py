@@ -116,13 +116,12 @@ PLOT_EPOCHS = 40
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """generalization_curves.png: final train and validation loss and accuracy against each
     setting, both twins overlaid."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8.5), layout="constrained")
+    fig = new_figure(figsize=(18, 8.5), layout="constrained")
+    axes = fig.subplots(2, 4)
     for column, case in enumerate(CASES):
         setting = case.options["setting"]
         values = np.array(PLOT_VALUES[setting], dtype=float)
@@ -149,8 +148,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     fig.suptitle("Overfitting made visible: train vs validation loss, full-batch SGD (momentum "
                  f"0.9) on Gaussian blobs, {N_TRAIN} training points unless varied, float64")
     path = directory / "generalization_curves.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 

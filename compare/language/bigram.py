@@ -231,17 +231,14 @@ def converge(smoothing: float = 1.0, steps: int = 1000, lr: float = 50.0, seed: 
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """bigram_convergence.png: the count model's P, the trained neural model's softmax(W) and
     |difference|; bigram_loss.png: both twins' losses during that training."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from compare.plots import plot_curves
+    from compare.plots import new_figure, plot_curves, save
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     steps = PLOT_STEPS
     result = converge(smoothing=1.0, steps=steps, seed=seed)
     labels = list(result["itos"])
-    fig, axes = plt.subplots(1, 3, figsize=(19, 6.5), layout="constrained")
+    fig = new_figure(figsize=(19, 6.5), layout="constrained")
+    axes = fig.subplots(1, 3)
     panels = [("count model: P_ij = (N_ij + 1) / Σ_j (N_ij + 1)", result["counts"], "viridis"),
               (f"neural model after {steps} steps: softmax(W)_ij", result["neural"], "viridis"),
               ("|neural - counts|", np.abs(result["neural"] - result["counts"]), "magma")]
@@ -258,8 +255,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
                  f"gradient descent lr 50, float64, seed {seed}) converges to the smoothed "
                  f"counts; max |difference| {gap:.1e}")
     convergence = directory / "bigram_convergence.png"
-    fig.savefig(convergence, dpi=90)
-    plt.close(fig)
+    save(fig, convergence, dpi=90)
     loss = plot_curves(directory / "bigram_loss.png",
                        "neural bigram training loss, NLL + smoothing penalty k=1", np.arange(steps),
                        result["loss_numpy"], result["loss_torch"],

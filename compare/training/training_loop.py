@@ -125,14 +125,13 @@ def _history(seed: int, case_name: str = "sgd-momentum-early-stop") -> Outcome:
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """training_loop_history.png: train and validation loss and accuracy per epoch, both
     twins, the early-stopping case; the best epoch marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     outcome = _history(seed)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    fig = new_figure(figsize=(12, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         for split_name, colour in (("train", "tab:blue"), ("val", "tab:orange")):
             name = f"history/{split_name}_{metric}"
@@ -151,8 +150,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
                  + (f"early stopping at epoch {stopped + 1}" if stopped >= 0
                     else "no early stop"))
     path = directory / "training_loop_history.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 

@@ -130,13 +130,12 @@ def gradient_norms(activation: str, config: str, seed: int = 0, features: int = 
 
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """vanishing_gradients_by_layer.png: ||dL/dW_k|| by layer, one panel per activation."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5), sharey=True, layout="constrained")
+    fig = new_figure(figsize=(16, 5), layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
     colours = dict(zip(CONFIGS, ("tab:red", "tab:blue", "tab:green", "tab:purple"),
                        strict=True))
     for ax, activation in zip(axes, BUILTIN_ACTIVATIONS, strict=True):
@@ -155,8 +154,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     fig.suptitle("Gradient norm by layer, 20 layers of Linear(32, 32) [+ BatchNorm1d] + "
                  "activation [+ skip], torch's default init, batch 64, float64")
     path = directory / "vanishing_gradients_by_layer.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 
