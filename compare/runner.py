@@ -28,7 +28,7 @@ from compare.diagnose import modified_input_sentence
 from compare.finite_diff import numerical_gradient, weighted_sum
 from compare.metrics import Diff, kind_of, measure, referee
 from compare.report import Report
-from compare.tolerances import DEFAULT, Tolerance
+from compare.tolerances import DEFAULT, Scope, Tolerance
 
 FD_MAX_ELEMENTS = 96  # per tensor; larger tensors are checked on a seeded random sample
 
@@ -233,10 +233,11 @@ def tolerance_scope(concept: Concept, case: Case, check: str, key: str,
     bounds (its backward to the finite-difference ones)."""
     if check.startswith("yours-vs-"):
         check = "numpy-vs-fd" if check == "yours-vs-fd" else "numpy-vs-torch"
-    for scoped in (f"{check}:{key}:{name}", f"{key}:{name}", f"{check}:{key}", key):
+    for scoped in (Scope(key, check, name), Scope(key, None, name), Scope(key, check), Scope(key)):
         for label, source in (("case", case.tolerance), ("concept", concept.tolerance)):
-            if scoped in source:
-                return label, scoped
+            for given in source:  # string keys and Scope keys alike
+                if Scope.parse(given) == scoped:
+                    return label, given
     return None
 
 

@@ -6,6 +6,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from compare import Tolerance
@@ -87,3 +88,21 @@ def test_the_report_and_its_renderings_form_no_import_cycle():
         source = (ROOT / "compare" / f"{module}.py").read_text()
         runtime = source.split("if TYPE_CHECKING:")[0]
         assert "from compare.report import" not in runtime, module
+
+
+def test_tolerance_keys_are_a_small_type_and_strings_keep_working():
+    from compare.runner import tolerance_for
+    from compare.tolerances import Scope
+    assert Scope.parse("torch-vs-builtin:float32") == Scope("float32", "torch-vs-builtin")
+    assert Scope.parse("float64:grad.param.b1") == Scope("float64", None, "grad.param.b1")
+    assert Scope.parse("numpy-vs-torch:float32:out") == Scope("float32", "numpy-vs-torch", "out")
+    assert str(Scope("fd", tensor="grad.param.w")) == "fd:grad.param.w"
+    with pytest.raises(ValueError, match="expected"):
+        Scope.parse("flaot32")
+    loose = Tolerance(rtol=1e-2)
+    case = Case("c", tolerance={Scope("float32", "torch-vs-builtin"): loose,
+                                "float64:out": Tolerance(rtol=1e-12)})
+    concept = Concept("x", "layers", "test", cases=[case])
+    assert tolerance_for(concept, case, "torch-vs-builtin", "float32", "out") is loose
+    assert tolerance_for(concept, case, "numpy-vs-torch", "float32", "out").rtol == 1e-4
+    assert tolerance_for(concept, case, "yours-vs-torch", "float64", "out").rtol == 1e-12
