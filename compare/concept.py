@@ -125,13 +125,17 @@ class Trial:
 class Outcome:
     """Named arrays from one trial. ``numpy`` and ``torch`` must have the same names;
     ``builtin`` may cover a subset of ``torch``'s; ``fd`` maps a gradient name to
-    (analytic, numeric) arrays, the analytic ones taken from the NumPy twin."""
+    (analytic, numeric) arrays, the analytic ones taken from the NumPy twin. ``inputs``,
+    ``upstream`` (output name -> dL/d output) and ``contributions`` (tensor name -> how many
+    terms the reference adds into each element) are context for the diagnoses."""
 
     numpy: dict[str, np.ndarray]
     torch: dict[str, np.ndarray]
     builtin: dict[str, np.ndarray] = field(default_factory=dict)
     fd: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     inputs: dict[str, np.ndarray] = field(default_factory=dict)  # as given: context for diagnoses
+    upstream: dict[str, np.ndarray] = field(default_factory=dict)
+    contributions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

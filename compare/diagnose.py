@@ -46,10 +46,15 @@ _MAX_LISTED = 8  # rows / positions named in a sentence before "..."
 
 @dataclass(frozen=True)
 class Context:
-    """What the case gave both implementations: its inputs by name and constructor args."""
+    """What the case gave both implementations: inputs by name, constructor arguments, the
+    upstream gradients, and where the reference accumulates several contributions."""
 
     inputs: Mapping[str, np.ndarray] = field(default_factory=dict)
     init: Mapping[str, Any] = field(default_factory=dict)
+    upstream: Mapping[str, np.ndarray] = field(default_factory=dict)  # output -> its dL/d(output)
+    # tensor name -> how many terms the reference adds into each element (a node's uses, the
+    # pooling windows that pick a cell), elements in creation order (leaves to output)
+    contributions: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 def diagnose(name: str, yours: np.ndarray, reference: np.ndarray, context: Context,
@@ -57,9 +62,11 @@ def diagnose(name: str, yours: np.ndarray, reference: np.ndarray, context: Conte
     """One sentence saying what the mismatch of tensor ``name`` looks like, ending with the
     worst element. ``bound`` is the absolute error allowed per element."""
     try:
-        sentence = _diagnose(name, yours, reference, context or Context(), bound)
+        with np.errstate(all="ignore"):  # huge values overflow in a heuristic: no warning leaks
+            sentence = _diagnose(name, yours, reference, context or Context(), bound)
     except Exception:  # a heuristic tripped on odd input: the generic sentence still helps
-        sentence = _fallback(yours, reference, bound)
+        with np.errstate(all="ignore"):
+            sentence = _fallback(yours, reference, bound)
     return " ".join(sentence.split())  # one line, whatever the pieces contained
 
 
@@ -71,6 +78,8 @@ def _diagnose(name: str, yours: Any, reference: Any, context: Context, bound: fl
     bound = max(bound, 0.0)
     kind = _kind(name)
     grad_of = str(name).split("/")[-1][len("grad.input."):] if kind == "grad.input" else ""
+    if kind == "input":
+        return modified_input_sentence(str(name)) + _tail(y, r)
     if y.shape != r.shape:
         return _shapes(y, r, bound)
     nonfinite = _nonfinite(y, r)
@@ -80,14 +89,14 @@ def _diagnose(name: str, yours: Any, reference: Any, context: Context, bound: fl
     yf = np.where(finite, y, 0.0)  # matching non-finite elements agree: leave them out
     rf = np.where(finite, r, 0.0)
     scale = float(np.max(np.abs(rf))) if rf.size else 0.0
-    for check in (_zeros, _sign, _factor):
+    for check in (_zeros, _sign, _upstream_ignored, _factor):
         found = check(yf, rf, context, bound, scale, kind)
         if found:
             return found + _tail(y, r)
     if y.size <= 1:
         return _scalar_generic(yf, rf) + _tail(y, r)
     found = (_square_transposed(yf, rf, bound)
-             or _subset(yf, rf, context, bound, scale, kind, grad_of))
+             or _subset(yf, rf, context, bound, scale, kind, grad_of, str(name)))
     if found:
         return found + _tail(y, r)
     return _generic(yf, rf, bound, scale) + _tail(y, r)
@@ -96,7 +105,7 @@ def _diagnose(name: str, yours: Any, reference: Any, context: Context, bound: fl
 def _kind(name: str) -> str:
     base = str(name).split("/")[-1]  # multi-step concepts prefix a step: "step3/grad.param.w"
     for prefix, kind in (("grad.input.", "grad.input"), ("grad.", "grad"), ("buffer.", "buffer"),
-                         ("inter.", "inter"), ("out", "out")):
+                         ("inter.", "inter"), ("input.", "input"), ("out", "out")):
         if base.startswith(prefix):
             return kind
     return "value"
@@ -135,6 +144,14 @@ def _shapes(y: np.ndarray, r: np.ndarray, bound: float) -> str:
                 return (f"axes permuted: yours is {ys}, the reference {rs}; "
                         f"yours.transpose{perm} gives the reference"
                         + _tail(moved, r, "once yours is permuted, "))
+    if y.size == r.size and [n for n in ys if n != 1] == [n for n in rs if n != 1]:
+        back = y.reshape(rs)
+        if _matches(back, r, bound):
+            what = ("an extra size-1 axis" + ("s" if y.ndim - r.ndim > 1 else "")
+                    + " (keepdims=True, or a missing squeeze?)" if y.ndim > r.ndim
+                    else "a size-1 axis missing (a squeeze too many, or keepdims=False?)")
+            return (f"{what}: yours is {ys}, the reference {rs}, and the values agree"
+                    + _tail(back, r, "once yours is reshaped, "))
     reduced = _missing_reduction(y, r, bound)
     if reduced:
         return reduced
@@ -221,6 +238,32 @@ def _sign(y: np.ndarray, r: np.ndarray, context: Context, bound: float, scale: f
     return ""
 
 
+# --- an upstream gradient ignored ---------------------------------------------------------
+def _upstream_ignored(y: np.ndarray, r: np.ndarray, context: Context, bound: float,
+                      scale: float, kind: str) -> str:
+    """A gradient computed as if dL/d(output) were 1: yours times the upstream gradient (an
+    elementwise layer) or divided by it (a scalar output) gives the reference."""
+    if not kind.startswith("grad") or scale == 0:
+        return ""
+    for output, g in dict(context.upstream or {}).items():
+        g = np.asarray(g, dtype=np.float64)
+        if g.shape == y.shape and y.size > 1 and _matches(y * g, r, bound):
+            return (f"yours times the upstream gradient of {output} gives the reference: the "
+                    f"upstream gradient was ignored (taken as 1) -- multiply by grad_output")
+        if g.size == 1 and float(g.reshape(-1)[0]) not in (0.0, 1.0) \
+                and _matches(y * float(g.reshape(-1)[0]), r, bound):
+            return (f"yours is the reference divided by the upstream gradient of {output} "
+                    f"({_num(float(g.reshape(-1)[0]))}): the upstream gradient was ignored "
+                    f"(taken as 1) -- multiply by grad_output")
+    return ""
+
+
+def modified_input_sentence(name: str) -> str:
+    key = name.split("/")[-1].removeprefix("input.")
+    return (f"your forward modified its input {key} in place (x -= ..., x *= ..., or an out= "
+            f"argument): the caller's array changed; work on a copy")
+
+
 # --- 5. a constant factor ----------------------------------------------------------------
 # (value, phrase): the first candidate equal to the fitted factor names it
 Candidate = tuple[float, str]
@@ -239,17 +282,17 @@ def _factor(y: np.ndarray, r: np.ndarray, context: Context, bound: float, scale:
         return ""
     # c estimated from a tensor rounded to about bound/scale: compare candidates that closely
     rel = max(1e-6, min(1e-2, 4.0 * bound / scale))
-    for value, phrase in _candidates(context):
+    for value, phrase in _candidates(context, y.shape):
         if abs(c - value) <= rel * abs(value):
-            return phrase
+            return "yours is " + phrase
         if abs(-c - value) <= rel * abs(value):
-            return "sign flipped and " + phrase
+            return "sign flipped: yours is minus " + phrase
     if np.count_nonzero(r) < 2:
         return ""  # one nonzero element fits any factor: no evidence for one
     return f"off by a constant factor {c:.4g}: yours = {c:.4g} x the reference everywhere"
 
 
-def _candidates(context: Context) -> Iterable[Candidate]:
+def _candidates(context: Context, shape: tuple[int, ...] = ()) -> Iterable[Candidate]:
     """Named factors, most specific first: constructor floats, ignored-count means, sizes of
     the inputs, Bessel corrections, then small integers."""
     for key, value in _float_init(context):
@@ -265,15 +308,15 @@ def _candidates(context: Context) -> Iterable[Candidate]:
         yield (1 / value, f"the reference divided by {key} = {f}: a division by {key} too many, "
                           f"or a factor {key} missing?")
     yield from _ignored_counts(context)
-    sizes = list(_sizes(context))
+    sizes = list(_sizes(context, shape))
     for size, desc, batch in sizes:
         if batch:
-            yield (size, f"N times the reference (N = the batch size {size}): a sum where the "
+            yield (size, f"{size} times the reference ({size} = {desc}): a sum where the "
                          f"reference takes the mean over the batch?")
-            yield (1 / size, f"the reference divided by the batch size {size}: a mean where it "
-                             f"sums, or a mean taken twice?")
+            yield (1 / size, f"the reference divided by {size} ({desc}): a mean where the "
+                             f"reference sums, or a mean taken twice?")
         else:
-            yield (size, f"{size} times the reference ({desc} = {size}): a sum where the "
+            yield (size, f"{size} times the reference ({size} = {desc}): a sum where the "
                          f"reference averages over it?")
             yield (1 / size, f"the reference divided by {size} ({desc}): a mean where the "
                              f"reference sums, or a mean taken twice?")
@@ -315,9 +358,11 @@ def _is_int(a: np.ndarray) -> bool:
     return a.dtype.kind in "iu"
 
 
-def _sizes(context: Context) -> Iterable[tuple[int, str, bool]]:
+def _sizes(context: Context, shape: tuple[int, ...] = ()) -> Iterable[tuple[int, str, bool]]:
     """(size, description, is the batch size) for the dims of the numeric inputs and the
-    products of their axis subsets; each size once, under its first (best) description."""
+    products of their axis subsets; each size once, under its first (best) description. A
+    tensor shaped like an input's trailing dims (a bias gradient (F,) of x (N, T, F)) is a sum
+    over the input's leading dims: that count -- its rows -- is named first."""
     seen: set[int] = set()
 
     def once(size: int, desc: str, batch: bool = False) -> Iterable[tuple[int, str, bool]]:
@@ -326,7 +371,13 @@ def _sizes(context: Context) -> Iterable[tuple[int, str, bool]]:
             yield size, desc, batch
 
     arrays = [(k, a) for k, a in _inputs(context) if a.dtype.kind in "iuf" and a.ndim >= 1]
-    for key, a in arrays:  # batch sizes first: the likeliest mean-vs-sum
+    for key, a in arrays:
+        lead = a.ndim - len(shape)
+        if shape and lead >= 2 and tuple(a.shape[lead:]) == tuple(shape):
+            dims = "·".join(str(n) for n in a.shape[:lead])
+            yield from once(int(np.prod(a.shape[:lead])),
+                            f"the number of rows of {key}, all dims but the last: {dims}")
+    for key, a in arrays:  # batch sizes next: the likeliest mean-vs-sum
         if a.ndim >= 2 or _is_int(a):
             yield from once(a.shape[0], f"the batch size of {key}", True)
     for key, a in arrays:
@@ -394,11 +445,12 @@ def _square_transposed(y: np.ndarray, r: np.ndarray, bound: float) -> str:
 
 # --- 7. a subset of positions ------------------------------------------------------------
 def _subset(y: np.ndarray, r: np.ndarray, context: Context, bound: float, scale: float,
-            kind: str, grad_of: str) -> str:
+            kind: str, grad_of: str, name: str = "") -> str:
     bad = np.abs(y - r) > bound
     if not bad.any():
         return ""
     checks: list[Callable[[], str]] = [
+        lambda: _overwritten(bad, context, name),
         lambda: _padding(bad, r, context, kind),
         lambda: _repeated(bad, context, kind, grad_of),
         lambda: _ignored(bad, context, kind),
@@ -413,6 +465,27 @@ def _subset(y: np.ndarray, r: np.ndarray, context: Context, bound: float, scale:
         if found:
             return found
     return _slice(bad, y, r, bound, scale) or _few(bad, y, r, bound, scale)
+
+
+def _overwritten(bad: np.ndarray, context: Context, name: str) -> str:
+    """A gradient assigned with = where several contributions must add (+=): wrong only where
+    the reference adds several terms, or -- in a graph, whose wrong gradients spread to what
+    feeds them -- the first wrong element walking back from the output is such a place."""
+    counts = dict(context.contributions or {}).get(name)
+    if counts is None or np.shape(counts) != bad.shape:
+        return ""
+    counts = np.asarray(counts)
+    fix = ": a gradient assigned with = where the contributions must add up (+=)"
+    if not (bad & (counts <= 1)).any():
+        return (f"wrong only where several contributions meet ({int(bad.sum())} of the "
+                f"{int(np.count_nonzero(counts > 1))} elements that receive more than one, up "
+                f"to {int(counts.max())}){fix}")
+    last = int(np.flatnonzero(bad.reshape(-1))[-1])
+    if counts.reshape(-1)[last] > 1:
+        return (f"walking back from the output, the gradient first goes wrong at element "
+                f"{last}, which is used {int(counts.reshape(-1)[last])} times{fix}; what feeds "
+                f"it inherits the error")
+    return ""
 
 
 def _bad_rows(bad: np.ndarray) -> np.ndarray:

@@ -8,9 +8,14 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from compare.concept import Concept
-from compare.report import Report
+from compare.metrics import verdict
+from compare.text import shape_text
+
+if TYPE_CHECKING:  # types only: the report imports this module for its _repr_html_
+    from compare.concept import Concept
+    from compare.report import Report
 
 _STYLE = """
 body { font-family: sans-serif; margin: 2em; }
@@ -30,8 +35,27 @@ def _page(title: str, body: str) -> str:
 
 
 def _verdict(report: Report) -> str:
-    css, word = ("agree", "agree") if report.passed else ("mismatch", "MISMATCH")
-    return f"<span class='{css}'>{word}</span>"
+    word = verdict(report.passed, report.error)
+    return f"<span class='{'agree' if report.passed else 'mismatch'}'>{word}</span>"
+
+
+def report_table(report: Any) -> str:
+    """A report as one HTML table (a notebook's ``_repr_html_``)."""
+    rows = []
+    for d in report.diffs:
+        colour = "#e6ffe6" if d.passed else "#ffe6e6"
+        cells = (d.case, d.dtype, d.check, d.name, shape_text(d.shape),
+                 "yes" if d.exact else "no", f"{d.max_abs:.2e}", f"{d.max_rel:.2e}",
+                 f"{d.tolerance.rtol:.0e}", str(d.n_outside), "ok" if d.passed else "FAIL")
+        rows.append(f"<tr style='background:{colour}'>"
+                    + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("case", "dtype", "check", "tensor", "shape",
+                                              "exact", "max_abs", "max_rel", "rtol",
+                                              "outside", "ok"))
+    error = f"<p>error: {html.escape(report.error)}</p>" if report.error else ""
+    return (f"<h4>{html.escape(report.family)}/{html.escape(report.concept)}: "
+            f"{verdict(report.passed, report.error)}</h4><p>{html.escape(report.summary)}</p>"
+            f"{error}<table><tr>{head}</tr>{''.join(rows)}</table>")
 
 
 def concept_page(concept: Concept, report: Report, figures: Sequence[Path]) -> str:

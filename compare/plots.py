@@ -1,6 +1,10 @@
-"""Figures for a ``Report`` (matplotlib, Agg backend: no display needed).
+"""Figures: a report's figure, training curves, and the one helper every concept's figures use.
 
-One figure per concept:
+``new_figure`` / ``save`` are the shared set-up: a ``matplotlib.figure.Figure`` drawn by the
+Agg canvas, never pyplot, so importing or plotting changes no global matplotlib state (a
+notebook's backend stays its own) and a figure is freed with its last reference.
+
+One figure per report:
 - top: each tensor's normwise relative error (NumPy vs torch, worst over cases) against its
   tolerance, per dtype, on a log scale;
 - below, for the tensors with the largest error relative to tolerance: a heatmap of
@@ -10,15 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from compare.report import Diff, Report, primary_check, split_step  # noqa: E402
+from compare.metrics import Diff, primary_check, split_step, verdict
 
 MAX_DETAIL_ROWS = 6
 _TINY = np.finfo(np.float64).tiny
@@ -35,19 +38,32 @@ def as_2d(array: np.ndarray) -> np.ndarray:
     return array.reshape(-1, array.shape[-1])
 
 
+def new_figure(*, figsize: tuple[float, float], layout: str | None = "constrained") -> Figure:
+    """A figure of its own (no pyplot): what every figure of the library is drawn on."""
+    return Figure(figsize=figsize, layout=layout)
+
+
+def save(fig: Figure, path: Path, dpi: int = 90) -> Path:
+    """Write ``fig`` as PNG to ``path`` (its folder created) and return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
 def _worst_per_tensor(diffs: Sequence[Diff], dtype: str) -> dict[str, Diff]:
     """Per tensor (steps of a multi-step concept folded together): its worst diff."""
     worst: dict[str, Diff] = {}
+    check = primary_check(list(diffs))  # once: per diff it made plotting quadratic
     for d in diffs:
         name = split_step(d.name)[0]
-        if d.dtype == dtype and d.check == primary_check(diffs):
+        if d.dtype == dtype and d.check == check:
             if name not in worst or d.usage > worst[name].usage:
                 worst[name] = d
     return worst
 
 
-
-def figure_for(report: Report) -> plt.Figure:
+def figure_for(report: Any) -> Figure:
     """The report's figure (not saved); titles say what is plotted and in which dtype."""
     dtypes = list(dict.fromkeys(d.dtype for d in report.diffs))
     primary = primary_check(report.diffs)
@@ -63,12 +79,12 @@ def figure_for(report: Report) -> plt.Figure:
     detail = sorted(worst_by_name.values(), key=lambda d: (d.passed, -d.usage))
     detail = detail[:MAX_DETAIL_ROWS]
     bar_height = max(2.5, 0.22 * len(names) * max(1, len(dtypes)) + 1.2)
-    fig = plt.figure(figsize=(12, bar_height + 3.0 * len(detail)), layout="constrained")
+    fig = new_figure(figsize=(12, bar_height + 3.0 * len(detail)))
     grid = fig.add_gridspec(1 + len(detail), 2, height_ratios=[bar_height] + [3.0] * len(detail))
     what = "yours vs the torch twin" if primary == "yours-vs-torch" else \
         "NumPy manual backward vs torch autograd"
     fig.suptitle(f"{report.family}/{report.concept}: {what} "
-                 f"(seed {report.seed}) -- {'agree' if report.passed else 'MISMATCH'}")
+                 f"(seed {report.seed}) -- {verdict(report.passed, report.error)}")
 
     ax = fig.add_subplot(grid[0, :])
     _error_bars(ax, report, names, dtypes)
@@ -81,7 +97,7 @@ def figure_for(report: Report) -> plt.Figure:
     return fig
 
 
-def _error_bars(ax: plt.Axes, report: Report, names: list[str], dtypes: list[str]) -> None:
+def _error_bars(ax: Axes, report: Any, names: list[str], dtypes: list[str]) -> None:
     if not names:
         ax.set_title("no tensors were compared")
         ax.axis("off")
@@ -108,11 +124,11 @@ def _error_bars(ax: plt.Axes, report: Report, names: list[str], dtypes: list[str
     ax.legend(loc="lower right", fontsize=7)
 
 
-def _heatmap(ax: plt.Axes, d: Diff) -> None:
+def _heatmap(ax: Axes, d: Diff) -> None:
     delta = as_2d(np.abs(np.asarray(d.a, np.float64) - np.asarray(d.b, np.float64)))
     image = ax.imshow(np.nan_to_num(delta, nan=np.inf), aspect="auto", cmap="viridis",
                       interpolation="nearest")
-    plt.colorbar(image, ax=ax, fraction=0.04)
+    ax.figure.colorbar(image, ax=ax, fraction=0.04)
     ax.set_title(f"|numpy - torch| of {d.name} (case {d.case!r}, {d.dtype})", fontsize=9)
     ax.set_xlabel("last dimension")
     ax.set_ylabel("leading dims (flattened)")
@@ -123,7 +139,7 @@ def _heatmap(ax: plt.Axes, d: Diff) -> None:
             axis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _histogram(ax: plt.Axes, d: Diff) -> None:
+def _histogram(ax: Axes, d: Diff) -> None:
     a = np.asarray(d.a, np.float64).reshape(-1)
     b = np.asarray(d.b, np.float64).reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -142,14 +158,9 @@ def _histogram(ax: plt.Axes, d: Diff) -> None:
     ax.legend(fontsize=7)
 
 
-def plot_report(report: Report, path: Path) -> Path:
+def plot_report(report: Any, path: Path) -> Path:
     """Write the report's figure to ``path`` (PNG) and return the path."""
-    fig = figure_for(report)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
+    return save(figure_for(report), path)
 
 
 def plot_curves(path: Path, title: str, x: np.ndarray, numpy_curve: np.ndarray,
@@ -157,7 +168,8 @@ def plot_curves(path: Path, title: str, x: np.ndarray, numpy_curve: np.ndarray,
                 labels: tuple[str, str] = ("NumPy (by hand)", "torch (autograd)")) -> Path:
     """For multi-step concepts: both twins' curves overlaid (top), |difference| on a log
     scale (bottom). Exactly equal points are drawn at 1e-20."""
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True, layout="constrained")
+    fig = new_figure(figsize=(9, 7))
+    top, bottom = fig.subplots(2, 1, sharex=True)
     top.plot(x, torch_curve, label=labels[1], linewidth=2.5, alpha=0.7)
     top.plot(x, numpy_curve, "--", label=labels[0], linewidth=1.5)
     top.set_ylabel(ylabel)
@@ -168,7 +180,4 @@ def plot_curves(path: Path, title: str, x: np.ndarray, numpy_curve: np.ndarray,
     bottom.set_xlabel(xlabel)
     bottom.set_ylabel(f"|numpy - torch| of {ylabel}")
     bottom.set_title(f"difference between the twins ({dtype}; 1e-20 = exactly equal)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save(fig, path)

@@ -1,6 +1,6 @@
 """Run a concept: every case, every dtype, every check; measure every named tensor.
 
-``run_module`` is the default way a case runs (DESIGN.md, "What a comparison does"):
+``run_module`` is the default way a case runs (the README's "What a comparison does"):
 
 1. inputs drawn once from the seeded Generator, handed to torch with ``torch.from_numpy``;
 2. the torch twin initializes itself (``prepare`` perturbs it), its ``state_dict`` is loaded
@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 
 from compare.concept import Case, Concept, Outcome, Trial
+from compare.diagnose import modified_input_sentence
 from compare.finite_diff import numerical_gradient, weighted_sum
-from compare.report import Diff, Report, measure, referee
-from compare.tolerances import DEFAULT, Tolerance
+from compare.metrics import Diff, kind_of, measure, referee
+from compare.report import Report
+from compare.tolerances import DEFAULT, Scope, Tolerance
 
 FD_MAX_ELEMENTS = 96  # per tensor; larger tensors are checked on a seeded random sample
 
@@ -96,6 +98,10 @@ def _torch_side(module: Any, inputs: dict[str, np.ndarray], trial: Trial,
         if tensor.requires_grad:
             grad = tensor.grad if tensor.grad is not None else torch.zeros_like(tensor)
             values[f"grad.inter.{name}"] = to_numpy(grad)
+    for name, tensor in leaves.items():  # an input the torch side changed in place, if any
+        after = to_numpy(tensor)
+        if not np.array_equal(after, inputs[name], equal_nan=True):
+            values[f"input.{name}"] = after
     return values, upstream
 
 
@@ -172,9 +178,16 @@ def run_module(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any =
 
     twin = torch_module(torch_cls or case.torch, case, state, trial)
     torch_values, upstream = _torch_side(twin, inputs, trial, draw_upstream)
-    numpy_values = numpy_forward_backward(numpy_twin(case, state, trial, numpy_cls),
-                                          {k: v.copy() for k, v in inputs.items()}, upstream)
-    outcome = Outcome(numpy=numpy_values, torch=torch_values, inputs=inputs)
+    given = {k: v.copy() for k, v in inputs.items()}
+    numpy_values = numpy_forward_backward(numpy_twin(case, state, trial, numpy_cls), given,
+                                          upstream)
+    for name, value in given.items():  # a forward that writes into its input, unlike torch's
+        torch_after = torch_values.get(f"input.{name}", inputs[name])
+        if not np.array_equal(value, torch_after, equal_nan=True):
+            numpy_values[f"input.{name}"], torch_values[f"input.{name}"] = value, torch_after
+        elif f"input.{name}" in torch_values:  # both changed it alike (an in-place layer)
+            numpy_values[f"input.{name}"] = value
+    outcome = Outcome(numpy=numpy_values, torch=torch_values, inputs=inputs, upstream=upstream)
     if trial.builtin and case.builtin is not None:
         builtin = torch_module(case.builtin, case, state, trial)
         outcome.builtin, _ = _torch_side(builtin, inputs, trial, lambda outputs: upstream)
@@ -212,23 +225,34 @@ def finite_differences(case: Case, state: dict[str, np.ndarray], inputs: dict[st
 
 
 # --- comparing ---------------------------------------------------------------------------------
+def tolerance_scope(concept: Concept, case: Case, check: str, key: str,
+                    name: str = "") -> tuple[str, str] | None:
+    """Which override sets this tolerance: ("case" or "concept", its key), or None for the
+    default. The most specific key wins: check and tensor, tensor, check, bare; a case's
+    setting before its concept's. A user's code (``verify``) is held to the numpy-vs-torch
+    bounds (its backward to the finite-difference ones)."""
+    if check.startswith("yours-vs-"):
+        check = "numpy-vs-fd" if check == "yours-vs-fd" else "numpy-vs-torch"
+    for scoped in (Scope(key, check, name), Scope(key, None, name), Scope(key, check), Scope(key)):
+        for label, source in (("case", case.tolerance), ("concept", concept.tolerance)):
+            for given in source:  # string keys and Scope keys alike
+                if Scope.parse(given) == scoped:
+                    return label, given
+    return None
+
+
 def tolerance_for(concept: Concept, case: Case, check: str, key: str, name: str = "") -> Tolerance:
     """The tolerance of one check for a dtype ("float64", "float32") or finite differences ("fd").
 
     A case or concept may scope a setting to a check, a tensor or both:
     "torch-vs-builtin:float32" loosens only the built-in witness, "float64:grad.param.b1" one
     tensor in every check, "numpy-vs-torch:float32:out" one tensor in one check; a bare
-    "float32" applies to every check. The most specific setting wins (check and tensor, tensor,
-    check, bare; the case before the concept), then the default. A user's code (``verify``) is
-    held to the numpy-vs-torch bounds.
+    "float32" applies to every check (see ``tolerance_scope`` for the order).
     """
-    if check.startswith("yours-vs-"):
-        check = "numpy-vs-fd" if check == "yours-vs-fd" else "numpy-vs-torch"
-    for scoped in (f"{check}:{key}:{name}", f"{key}:{name}", f"{check}:{key}", key):
-        for source in (case.tolerance, concept.tolerance):
-            if scoped in source:
-                return source[scoped]
-    return DEFAULT[key]
+    scope = tolerance_scope(concept, case, check, key, name)
+    if scope is None:
+        return DEFAULT[key]
+    return (case.tolerance if scope[0] == "case" else concept.tolerance)[scope[1]]
 
 
 ToleranceLookup = Callable[[str, str, str], Tolerance]  # (check, dtype or "fd", tensor) -> bound
@@ -249,9 +273,13 @@ def compare_named(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray],
         if name not in ours or name not in reference:
             present = reference.get(name, ours.get(name))
             diff = measure(np.full(np.shape(present), np.nan), present, tol, check=check,
-                           name=name, case=case, dtype=dtype)
-            missing_from = labels[0] if name not in ours else labels[1]
-            diff.passed, diff.note = False, f"missing from the {missing_from}"
+                           name=name, case=case, dtype=dtype, keep_arrays=False)
+            only, lacking = (labels[1], labels[0]) if name not in ours else labels
+            diff.passed, diff.note = False, f"missing from the {lacking}"
+            diff.diagnosis = (f"only the {only} has a tensor named {name!r}; the {lacking} "
+                              f"returns none by that name (a misnamed or missing result?)")
+            if kind_of(name) == "input" and name in ours:  # only a modified input is listed
+                diff.diagnosis = modified_input_sentence(name)
         else:
             diff = measure(ours[name], reference[name], tol, check=check, name=name,
                            case=case, dtype=dtype)
@@ -283,7 +311,8 @@ def attach_diagnoses(diffs: list[Diff], outcome: Outcome, case: Case) -> None:
         for name, parameter in inspect.signature(case.numpy).parameters.items():
             if parameter.default is not inspect.Parameter.empty:
                 init.setdefault(name, parameter.default)
-    context = Context(inputs=outcome.inputs, init=init)
+    context = Context(inputs=outcome.inputs, init=init, upstream=outcome.upstream,
+                      contributions=outcome.contributions)
     for d in diffs:
         if not d.passed and d.a is not None and d.b is not None:
             d.diagnosis = diagnose(d.name, d.a, d.b, context, d.bound)
@@ -305,17 +334,18 @@ def compare_outcome(outcome: Outcome, case: Case, dtype: str,
 
 
 def run_case(concept: Concept, case: Case, dtype: str, seed: int = 0,
-             device: str = "cpu") -> list[Diff]:
+             device: str = "cpu", fd: bool = True) -> list[Diff]:
+    """One case in one dtype, every check (``fd=False`` skips finite differences)."""
     run = concept.run or run_module
-    outcome = run(case, Trial(dtype=dtype, seed=seed, device=device))
+    outcome = run(case, Trial(dtype=dtype, seed=seed, device=device, fd=fd))
     truth = None
     if dtype != "float64":
         referee_trial = Trial(dtype="float64", seed=seed, data_dtype=dtype, device=device,
                               builtin=False, fd=False)
         truth = run(case, referee_trial).torch
     return compare_outcome(outcome, case, dtype, truth=truth,
-                           tolerance=lambda check, key, name: tolerance_for(concept, case, check, key,
-                                                                          name))
+                           tolerance=lambda check, key, name: tolerance_for(concept, case, check,
+                                                                          key, name))
 
 
 def describe_exception(error: BaseException, skip_prefixes: Iterable[str] = ()) -> str:
@@ -328,7 +358,7 @@ def describe_exception(error: BaseException, skip_prefixes: Iterable[str] = ()) 
 
 def run_concept(concept: Concept, dtypes: Sequence[str] = ("float64", "float32"),
                 seed: int = 0, device: str = "cpu",
-                cases: Sequence[str] | None = None) -> Report:
+                cases: Sequence[str] | None = None, fd: bool = True) -> Report:
     """Run every case of a concept in every dtype; an exception in a case becomes the
     report's error (the report fails) rather than a crash."""
     report = Report(concept=concept.name, family=concept.family, summary=concept.summary,
@@ -338,7 +368,7 @@ def run_concept(concept: Concept, dtypes: Sequence[str] = ("float64", "float32")
     for case in selected:
         for dtype in dtypes:
             try:
-                report.diffs.extend(run_case(concept, case, dtype, seed, device))
+                report.diffs.extend(run_case(concept, case, dtype, seed, device, fd))
             except Exception as error:  # noqa: BLE001 -- reported, the run goes on
                 report.error = f"case {case.name!r}, {dtype}: {describe_exception(error)}"
                 break

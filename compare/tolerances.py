@@ -7,8 +7,11 @@ measures each element against the size of the whole tensor, which is how roundin
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+
+CHECK_NAMES = ("numpy-vs-torch", "torch-vs-builtin", "numpy-vs-fd")
 
 
 @dataclass(frozen=True)
@@ -38,3 +41,29 @@ FINITE_DIFFERENCE = Tolerance(rtol=1e-6)
 DEFAULT["fd"] = FINITE_DIFFERENCE  # a Case or Concept may override it under the key "fd"
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+class Scope(NamedTuple):
+    """Where an override applies: a check (or every check), a dtype or "fd", a tensor (or
+    every tensor). Written as a string key ``"[check:]dtype[:tensor]"`` --
+    ``"torch-vs-builtin:float32"``, ``"float64:grad.param.b1"`` -- or built directly,
+    ``Scope("float32", check="numpy-vs-torch")``; both forms mean the same."""
+
+    dtype: str
+    check: str | None = None
+    tensor: str | None = None
+
+    @classmethod
+    def parse(cls, key: str | Scope) -> Scope:
+        if isinstance(key, Scope):
+            return key
+        check, _, rest = key.partition(":") if key.split(":")[0] in CHECK_NAMES \
+            else (None, "", key)
+        dtype, _, tensor = rest.partition(":")
+        if dtype not in (*DTYPES, "fd"):
+            raise ValueError(f"tolerance key {key!r}: expected '[check:]dtype[:tensor]' with a "
+                             f"dtype in {(*DTYPES, 'fd')} and a check in {CHECK_NAMES}")
+        return cls(dtype, check, tensor or None)
+
+    def __str__(self) -> str:
+        return ":".join(p for p in (self.check, self.dtype, self.tensor) if p)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import inspect
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -220,15 +220,18 @@ def _run_yours(concept: Concept, case: Case, trial: Trial, side: str, impl: type
 
 
 def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
-           seed: int = 0) -> Report:
-    """Run ``impl`` on every case of ``concept`` and compare it with both references."""
+           seed: int = 0, cases: Sequence[str] | None = None) -> Report:
+    """Run ``impl`` on every case of ``concept`` (or the named ``cases``) and compare it with
+    both references."""
     if dtype not in ("float64", "float32"):
         raise VerifyError(f"dtype must be float64 or float32, got {dtype!r}")
     kind = _kind(impl)
     side = "torch" if kind == "torch" else "numpy"
     if kind != "pair" and inspect.isfunction(impl):
         kind = "function"  # a function-valued reference (gradient_descent's least_squares)
-    resolved, cases, reference = select_cases(concept, _name_of(impl), side)
+    resolved, selected, reference = select_cases(concept, _name_of(impl), side)
+    if cases is not None:
+        selected = [c for c in selected if c.name in cases]
     if inspect.isfunction(impl) and inspect.isclass(reference):
         raise VerifyError(f"{_name_of(impl)} is a function, but {resolved.name}'s reference "
                           f"{reference.__name__} is a class: write a class, or a (forward, "
@@ -242,7 +245,7 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
     # must provide; the Module protocol and constructor checks apply to module concepts only.
     module_concept = resolved.run is None
     problem = _protocol_problem(cls, reference, side) if module_concept else ""
-    for case in cases:
+    for case in selected:
         if problem:
             break
         problem = _constructor_problem(cls, reference, case) if module_concept else ""

@@ -10,7 +10,7 @@ from numpy_impl.layers.linear import Linear
 
 
 class Scale(Module):
-    """A user's own layer, written as DESIGN.md says one is."""
+    """A user's own layer, written as the README's "Using the NumPy twins" says one is."""
 
     def __init__(self, n: int) -> None:
         super().__init__()

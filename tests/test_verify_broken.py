@@ -141,10 +141,10 @@ class TorchLinearCustomBackward(torch_linear.Linear):
 
 BROKEN = [
     # (concept, implementation, the wrong tensor, words the diagnosis must contain)
-    ("linear", BiasMeanNotSum, "grad.param.bias", "divided by the batch size 4"),
+    ("linear", BiasMeanNotSum, "grad.param.bias", "divided by 4 (the batch size"),
     ("linear", InputGradSignFlipped, "grad.input.x", "sign flipped"),
     ("linear", WeightGradTransposed, "grad.param.weight", "transposed"),
-    ("linear", TorchLinearCustomBackward, "grad.param.bias", "divided by the batch size 4"),
+    ("linear", TorchLinearCustomBackward, "grad.param.bias", "divided by 4 (the batch size"),
     ("embedding", RepeatedIndicesOverwrite, "grad.param.weight", "index repeats"),
     ("embedding", PaddingRowGetsGradient, "grad.param.weight", "padding row"),
     ("losses", MSEForgotTheTwo, "grad.input.input", "half the reference"),
@@ -154,7 +154,7 @@ BROKEN = [
     ("activations", ReluGradientOneAtZero, "grad.input.x", "wrong only where x is exactly 0"),
     ("activations", SoftmaxWithoutTheMaxShift, "out", "NaN or inf introduced"),
     ("layernorm", GammaSummedOverTheWrongAxis, "grad.param.weight", "reduction over the wrong"),
-    ("batchnorm", BatchNormBetaMean, "grad.param.bias", "divided by the batch size"),
+    ("batchnorm", BatchNormBetaMean, "grad.param.bias", "(the batch size"),
 ]
 
 

@@ -28,7 +28,7 @@ import torch
 
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.data.blobs import gaussian_blobs, split
-from compare.training.training_loop import SCRATCH, initial_state, step_batch_sizes
+from compare.training._loops import SCRATCH, initial_state, step_batch_sizes
 from numpy_impl.evaluation import generalization as numpy_twin
 from torch_impl.evaluation import generalization as torch_twin
 
@@ -60,7 +60,7 @@ def curves(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = Non
         if init["dropout"] > 0:  # full batch: one (n_train, hidden) keep-mask per epoch
             masks = [rng.random((b, init["hidden"])) < 1.0 - init["dropout"]
                      for b in step_batch_sizes(n_train, n_train, epochs)]
-        state = initial_state(torch_cls or case.torch, init, trial)
+        state = initial_state(case.torch, init, trial)
         runs.append((init, pool[:n_train], orders, masks, state))
 
     def side(module: Any, cls: Any, wrap: Any, to_dtype: Any, folder: Path) -> dict:
@@ -116,13 +116,12 @@ PLOT_EPOCHS = 40
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """generalization_curves.png: final train and validation loss and accuracy against each
     setting, both twins overlaid."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(2, 4, figsize=(18, 8.5), layout="constrained")
+    fig = new_figure(figsize=(18, 8.5), layout="constrained")
+    axes = fig.subplots(2, 4)
     for column, case in enumerate(CASES):
         setting = case.options["setting"]
         values = np.array(PLOT_VALUES[setting], dtype=float)
@@ -149,8 +148,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     fig.suptitle("Overfitting made visible: train vs validation loss, full-batch SGD (momentum "
                  f"0.9) on Gaussian blobs, {N_TRAIN} training points unless varied, float64")
     path = directory / "generalization_curves.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 

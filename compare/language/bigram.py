@@ -73,13 +73,15 @@ def _data(case: Case) -> tuple[names.Vocab, np.ndarray, np.ndarray]:
 
 
 # --- counting ----------------------------------------------------------------------------------
-def run_counts(case: Case, trial: Trial, numpy_cls: Any = None) -> Outcome:
+def run_counts(case: Case, trial: Trial, numpy_cls: Any = None,
+               torch_cls: Any = None) -> Outcome:
+    """Both counters (or a user's class in place of either) fitted on the same pairs."""
     import torch
     vocab, xs, ys = _data(case)
     k = case.options["smoothing"]
-    mine = (numpy_cls or numpy_twin.BigramCounts)(vocab.size, smoothing=k)
+    mine = (numpy_cls or case.numpy)(vocab.size, smoothing=k)
     mine.fit(xs, ys, dtype=trial.np_dtype)
-    twin = torch_twin.BigramCounts(vocab.size, smoothing=k)
+    twin = (torch_cls or case.torch)(vocab.size, smoothing=k)
     twin.fit(torch.from_numpy(xs), torch.from_numpy(ys), dtype=trial.torch_dtype)
     outcome = Outcome(
         numpy={"counts": np.asarray(mine.counts, dtype=np.float64), "probs": mine.probs,
@@ -195,7 +197,7 @@ def run_neural(case: Case, trial: Trial, numpy_cls: Any = None,
 
 def run(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None) -> Outcome:
     if case.options["kind"] == "counts":
-        return run_counts(case, trial, numpy_cls)
+        return run_counts(case, trial, numpy_cls, torch_cls)
     return run_neural(case, trial, numpy_cls, torch_cls)
 
 
@@ -229,17 +231,14 @@ def converge(smoothing: float = 1.0, steps: int = 1000, lr: float = 50.0, seed: 
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """bigram_convergence.png: the count model's P, the trained neural model's softmax(W) and
     |difference|; bigram_loss.png: both twins' losses during that training."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from compare.plots import plot_curves
+    from compare.plots import new_figure, plot_curves, save
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     steps = PLOT_STEPS
     result = converge(smoothing=1.0, steps=steps, seed=seed)
     labels = list(result["itos"])
-    fig, axes = plt.subplots(1, 3, figsize=(19, 6.5), layout="constrained")
+    fig = new_figure(figsize=(19, 6.5), layout="constrained")
+    axes = fig.subplots(1, 3)
     panels = [("count model: P_ij = (N_ij + 1) / Σ_j (N_ij + 1)", result["counts"], "viridis"),
               (f"neural model after {steps} steps: softmax(W)_ij", result["neural"], "viridis"),
               ("|neural - counts|", np.abs(result["neural"] - result["counts"]), "magma")]
@@ -256,8 +255,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
                  f"gradient descent lr 50, float64, seed {seed}) converges to the smoothed "
                  f"counts; max |difference| {gap:.1e}")
     convergence = directory / "bigram_convergence.png"
-    fig.savefig(convergence, dpi=90)
-    plt.close(fig)
+    save(fig, convergence, dpi=90)
     loss = plot_curves(directory / "bigram_loss.png",
                        "neural bigram training loss, NLL + smoothing penalty k=1", np.arange(steps),
                        result["loss_numpy"], result["loss_torch"],

@@ -47,12 +47,13 @@ def _prepare(module: torch.nn.Module, rng: np.random.Generator) -> None:
 
 
 # In train mode dL/db1 is zero in exact arithmetic: batchnorm subtracts the batch mean, which
-# cancels any shift b1 adds. Every side returns rounding noise for it (measured over seeds 0-4:
-# <= 3e-16 in float64, <= 2e-7 in float32, <= 1e-9 from finite differences, eps*|L|/h), which
-# no relative tolerance can compare. So b1 alone is held to an absolute bound ~100x that noise,
-# still far below any real gradient here (|dhprebn| ~ 1e-2): a b1 that moves fails.
-_B1_IS_ZERO = {"float64:grad.param.b1": Tolerance(rtol=1e-10, atol=1e-13),
-               "float32:grad.param.b1": Tolerance(rtol=1e-4, atol=1e-6),
+# cancels any shift b1 adds. Every side returns rounding noise for it, which no relative
+# tolerance can compare, so b1 alone is held to an absolute bound a few times the noise seen
+# over seeds 0-59 (benchmarks/tolerance_audit.py) in any check: <= 8.9e-16 in float64, 8.3e-7
+# in float32, 8.9e-10 from finite differences (eps |L| / h). All far below any real gradient
+# here (|dhprebn| ~ 1e-2): a b1 that moves fails.
+_B1_IS_ZERO = {"float64:grad.param.b1": Tolerance(rtol=1e-10, atol=1e-14),
+               "float32:grad.param.b1": Tolerance(rtol=1e-4, atol=3e-6),
                "fd:grad.param.b1": Tolerance(rtol=1e-6, atol=1e-8)}
 
 
@@ -69,8 +70,8 @@ CONCEPT = Concept(
     name="mlp",
     family="layers",
     summary="Karpathy's character MLP (makemore 4): emb-linear-batchnorm-tanh-linear-CE",
-    compares="loss; all 19 intermediates and their grads; grads of C, W1, b1, W2, b2, bngain, "
-             "bnbias; running buffers",
+    compares="loss; all 19 intermediates and 18 of their grads (logit_maxes is detached: no "
+             "grad); grads of C, W1, b1, W2, b2, bngain, bnbias; running buffers",
     witness="F.embedding, F.batch_norm, F.cross_entropy",
     cases=[
         _case("train", 32, momentum=0.1),

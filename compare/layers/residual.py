@@ -51,13 +51,12 @@ def input_gradient_norms(residual: bool, seed: int = 0, features: int = 16, dept
 
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """residual_depth.png: the gradient norm at each block's input, by depth."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure(figsize=(7, 4.5), layout=None)
+    ax = fig.subplots()
     for residual, colour in ((True, "tab:blue"), (False, "tab:red")):
         label = "residual" if residual else "plain"
         by_numpy, by_torch = input_gradient_norms(residual, seed)
@@ -74,8 +73,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     path = directory / "residual_depth.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, dpi=100)
     return [path]
 
 

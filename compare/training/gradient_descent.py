@@ -103,16 +103,13 @@ def solution(case: Case, trial: Trial) -> np.ndarray:
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """gradient_descent_paths.png: loss contours over (w_1, w_2) with both twins' paths and
     the exact minimizer; gradient_descent_loss_<case>.png: both loss curves, their difference."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from compare.plots import plot_curves
+    from compare.plots import new_figure, plot_curves, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     trial = Trial("float64", seed=seed, builtin=False, fd=False)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.5))
+    fig = new_figure(figsize=(13, 5.5), layout=None)
+    axes = fig.subplots(1, 2)
     paths = []
     for ax, name in zip(axes, ("least_squares_2d", "logistic_2d"), strict=True):
         case = CONCEPT.case(name)
@@ -151,8 +148,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     fig.suptitle("Batch gradient descent on the loss contours, NumPy and torch paths overlaid")
     fig.tight_layout()
     path = directory / "gradient_descent_paths.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path, *paths]
 
 

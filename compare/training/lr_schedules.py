@@ -161,13 +161,12 @@ CASES = [
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """lr_schedules_curves.png: every schedule's first-group rate, NumPy twin, torch twin, torch's
     built-in overlaid (float64), and OneCycleLR's cycled momentum."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    fig = new_figure(figsize=(15, 8), layout=None)
+    axes = fig.subplots(2, 3)
     for ax, case in zip(axes.flat, CASES, strict=True):
         outcome = run(case, Trial("float64", seed=seed))
         epochs = np.arange(EPOCHS)
@@ -190,8 +189,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
                  "(float64)")
     fig.tight_layout()
     path = directory / "lr_schedules_curves.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 

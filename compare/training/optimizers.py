@@ -230,15 +230,14 @@ def rosenbrock_paths(optimizer: str, options: dict, steps: int = ROSENBROCK_STEP
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """optimizers_rosenbrock.png: every optimizer's path on the Rosenbrock function, NumPy and
     torch overlaid on the loss contours (deterministic: the seed does not enter)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     xs, ys = np.meshgrid(np.linspace(-2.0, 2.0, 300), np.linspace(-1.0, 3.0, 300))
     levels = np.logspace(-1, 3.5, 14)
-    fig, axes = plt.subplots(2, 4, figsize=(18, 9), sharex=True, sharey=True)
+    fig = new_figure(figsize=(18, 9), layout=None)
+    axes = fig.subplots(2, 4, sharex=True, sharey=True)
     for ax, (label, optimizer, options) in zip(axes.flat, ROSENBROCK_RUNS, strict=True):
         by_numpy, by_torch = rosenbrock_paths(optimizer, options)
         gap = np.abs(by_numpy - by_torch).max()
@@ -259,8 +258,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
                  f"100 (y - x^2)^2 from {ROSENBROCK_START}, float64 (minimum * at (1, 1))")
     fig.tight_layout()
     path = directory / "optimizers_rosenbrock.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 

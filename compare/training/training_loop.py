@@ -27,29 +27,12 @@ import torch
 
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.data.blobs import gaussian_blobs, split
+from compare.training._loops import SCRATCH, initial_state, step_batch_sizes
 from numpy_impl.training import training_loop as numpy_twin
 from torch_impl.training import training_loop as torch_twin
 
 DATA = dict(n=120, classes=3, features=4, separation=2.0, spread=1.5)
 TRAINER = dict(max_epochs=12, batch_size=16, patience=3, min_delta=0.0)
-# Checkpoints go to a temporary directory, in memory where Linux offers one: on an overlay
-# file system creating and removing the files cost more than the training itself.
-SCRATCH = "/dev/shm" if Path("/dev/shm").is_dir() else None
-
-
-def step_batch_sizes(n_train: int, batch_size: int, max_epochs: int) -> list[int]:
-    """The size of every training step's batch, epoch after epoch (the last may be short)."""
-    per_epoch = [min(batch_size, n_train - start) for start in range(0, n_train, batch_size)]
-    return per_epoch * max_epochs
-
-
-def initial_state(cls: type, init: dict[str, Any], trial: Trial) -> dict[str, np.ndarray]:
-    """The torch twin's own seeded initialization, in float64, rounded through the data dtype."""
-    torch.manual_seed(trial.seed)
-    reference = cls(**init).to(dtype=torch.float64)
-    return {k: trial.cast(v.detach().numpy().copy()) for k, v in reference.state_dict().items()}
-
-
 def train_both(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None,
                numpy_module: Any = numpy_twin, torch_module: Any = torch_twin) -> Outcome:
     """Train the NumPy and the torch twin on the same data, orders and masks; all by name.
@@ -69,7 +52,7 @@ def train_both(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any =
     if p > 0:  # one keep-mask per training step, True = keep, P(keep) = 1 - p
         sizes = step_batch_sizes(n_train, options["batch_size"], options["max_epochs"])
         masks = [rng.random((b, case.init["hidden"])) < 1.0 - p for b in sizes]
-    state = initial_state(torch_cls or case.torch, case.init, trial)
+    state = initial_state(case.torch, case.init, trial)
 
     numpy_model = (numpy_cls or case.numpy)(**case.init).to(trial.np_dtype)
     numpy_model.load_state_dict(state)
@@ -117,9 +100,12 @@ def _case(name: str, **settings: Any) -> Case:
 
 
 CASES = [
-    # large steps with momentum on overlapping blobs: the validation loss turns up, and
-    # early stopping ends the run (patience 3) and restores the best epoch
-    _case("sgd-momentum-early-stop", lr=0.5, momentum=0.9, hidden=32),
+    # momentum on overlapping blobs: the validation loss turns up, and early stopping ends the
+    # run (patience 3; at every one of seeds 0-11) and restores the best epoch. Not lr 0.5:
+    # that made training chaotic (losses jumping to 1e2), float32 rounding grew ~1e3-fold per
+    # epoch and the twins' float32 histories parted (seed 6); at lr 0.1 the float32 twins'
+    # val_loss stays within 2.2e-6 of each other (seeds 0-11).
+    _case("sgd-momentum-early-stop", lr=0.1, momentum=0.9, hidden=32),
     _case("sgd-full-run", lr=0.05, max_epochs=4, patience=100),       # never stops early
     _case("adam", optimizer="adam", lr=0.01, max_epochs=5),
     _case("last-batch-short", lr=0.1, batch_size=28, max_epochs=3),   # 72 = 2 x 28 + 16
@@ -127,7 +113,7 @@ CASES = [
     _case("batch-of-one", lr=0.02, batch_size=1, n_train=10, max_epochs=2),
     _case("dropout-weight-decay", lr=0.2, momentum=0.5, dropout=0.3, weight_decay=1e-2,
           max_epochs=4),
-    _case("patience-1", lr=0.5, momentum=0.9, hidden=32, patience=1),
+    _case("patience-1", lr=0.1, momentum=0.9, hidden=32, patience=1),
 ]
 
 
@@ -139,14 +125,13 @@ def _history(seed: int, case_name: str = "sgd-momentum-early-stop") -> Outcome:
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """training_loop_history.png: train and validation loss and accuracy per epoch, both
     twins, the early-stopping case; the best epoch marked."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     outcome = _history(seed)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), layout="constrained")
+    fig = new_figure(figsize=(12, 4.5), layout="constrained")
+    axes = fig.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "acc"), strict=True):
         for split_name, colour in (("train", "tab:blue"), ("val", "tab:orange")):
             name = f"history/{split_name}_{metric}"
@@ -161,12 +146,11 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
         ax.set_ylabel("cross-entropy" if metric == "loss" else "accuracy")
         ax.legend(fontsize=8)
     stopped = int(outcome.numpy["stopped_epoch"])
-    fig.suptitle("Training loop on Gaussian blobs, SGD lr 0.5 momentum 0.9, float64 -- "
+    fig.suptitle("Training loop on Gaussian blobs, SGD lr 0.1 momentum 0.9, float64 -- "
                  + (f"early stopping at epoch {stopped + 1}" if stopped >= 0
                     else "no early stop"))
     path = directory / "training_loop_history.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from compare.concept import Case, Concept, uniform
-from compare.vision.cnn import BuiltinCNNFeatures
+from compare.vision._builtin import BuiltinCNNFeatures
 from numpy_impl.vision import cnn_rnn as numpy_twin
 from torch_impl.vision import cnn_rnn as torch_twin
 

@@ -157,7 +157,7 @@ def test_gelu_closed_forms_at_one():
 
 
 def test_softmax_backward_of_ones_is_zero():
-    # DESIGN.md's warning about upstream gradients of ones, made concrete.
+    # Why the upstream gradient is random, never ones (README, "What a comparison does").
     y = npa.softmax(np.random.default_rng(1).standard_normal((3, 5)), -1)
     assert np.abs(npa.softmax_backward(np.ones_like(y), y, -1)).max() < 1e-16
 
