@@ -147,16 +147,16 @@ def test_float32_stays_float32():
     assert out.dtype == h_n.dtype == dx.dtype == rnn.weight_hh_l0.grad.dtype == np.float32
 
 
-@pytest.mark.parametrize("cls", [RNN, thrnn.RNN])
-def test_unsupported_options_are_rejected(cls):
+@pytest.mark.parametrize("cls", [RNN, thrnn.RNN, nn.RNN])
+def test_bad_arguments_are_rejected_with_torchs_words(cls):
     with pytest.raises(ValueError, match="Unknown nonlinearity 'gelu'"):
         cls(3, 4, nonlinearity="gelu")
-    with pytest.raises(ValueError, match="dropout=0.5 is not supported"):
-        cls(3, 4, num_layers=2, dropout=0.5)
-    with pytest.raises(ValueError, match="bidirectional=True is not supported"):
-        cls(3, 4, bidirectional=True)
-    with pytest.raises(ValueError, match="num_layers must be a positive integer"):
-        cls(3, 4, num_layers=0)
+    with pytest.raises(ValueError, match="dropout should be a number in range"):
+        cls(3, 4, num_layers=2, dropout=1.5)
+    with pytest.raises(ValueError, match="hidden_size must be"):
+        cls(3, 0)
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        cls(3, 4, dropout=0.5)
 
 
 @pytest.mark.parametrize("x_shape, h_shape, message", [
@@ -178,9 +178,10 @@ def test_bad_shapes_raise_torchs_errors_in_all_three(x_shape, h_shape, message):
 
 
 def test_argument_checks_are_shared_functions():
-    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
-        nprnn.check_arguments(0, 1, "tanh", 0.0, False)
-    assert nprnn.check_input(np.zeros((2, 3)), None, 3, 4, 1, batch_first=True) is False
+    with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+        nprnn.check_arguments("GRU", 4, 1, 0.0, proj_size=2)
+    nprnn.check_arguments("LSTM", 4, 1, 0.0, proj_size=2)        # fine for the LSTM
+    assert nprnn.check_input("RNN", np.zeros((2, 3)), None, 3, 1, (4,), batch_first=True) is False
 
 
 def test_verify_accepts_a_copy_and_catches_a_missing_recurrent_gradient():
