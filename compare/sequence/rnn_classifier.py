@@ -33,7 +33,7 @@ from torch_impl.sequence import rnn_classifier as torch_twin
 
 
 class BuiltinSequenceClassifierRNN(nn.Module):
-    """The seed's parameters (same names, same state_dict) run through ``nn.RNN`` + ``nn.Linear``."""
+    """The seed's parameters (same names and state_dict) run through nn.RNN + nn.Linear."""
 
     def __init__(self, input_size: int = 6, hidden_size: int = 12, output_size: int = 3) -> None:
         super().__init__()

@@ -87,7 +87,7 @@ class SequenceClassifierRNN(Module):
         self.W_ih.grad += x_tb.reshape(-1, self.input_size).T @ rows_da  # (I, H) Σ_t x_tᵀ da_t
         self.W_hh.grad += h_prev.reshape(-1, self.hidden_size).T @ rows_da  # (H, H) Σ h_{t-1}ᵀ da_t
         self.b_h.grad += rows_da.sum(axis=0)                            # (H,) b_h at every step
-        return (da @ self.W_ih.data.T).swapaxes(0, 1)                   # (B, T, I) dx_t = da_t W_ihᵀ
+        return (da @ self.W_ih.data.T).swapaxes(0, 1)                   # (B, T, I) da_t W_ihᵀ
 
     def extra_repr(self) -> str:
         return (f"input_size={self.input_size}, hidden_size={self.hidden_size}, "

@@ -220,7 +220,7 @@ def test_perturbing_one_input_position_changes_the_same_outputs_in_both_models()
         assert hier_moved == [t for t in expected if t >= 15]
 
 
-# --- training parity and the demo -------------------------------------------------------------------
+# --- training parity and the demo ---------------------------------------------------------------
 def test_thirty_sgd_steps_agree_to_1e9_in_float64_and_the_loss_falls():
     concept = registry.get("wavenet")
     case = concept.case("train-lecture-sizes-30-steps")
@@ -253,8 +253,8 @@ class ScatterOverwrites(npw.Conv1d):
     def backward(self, grad_output):
         dx = super().backward(grad_output)
         cols, w_mat, padded_shape, geometry, (left, right), _ = self._cache
-        dcols = np.matmul(w_mat.transpose(0, 2, 1),
-                          grad_output.transpose(1, 0, 2).reshape(w_mat.shape[0], w_mat.shape[1], -1))
+        g_mat = grad_output.transpose(1, 0, 2).reshape(w_mat.shape[0], w_mat.shape[1], -1)
+        dcols = np.matmul(w_mat.transpose(0, 2, 1), g_mat)
         index = read_positions(tuple(padded_shape), *geometry)
         flat = np.zeros(int(np.prod(padded_shape)), dx.dtype)
         flat[index] = dcols.reshape(-1)                               # buffered: last one wins

@@ -100,7 +100,7 @@ class Conv1d(nn.Module):
         span = dilation * (kernel - 1) + 1                             # the dilated kernel
         cols = x.unfold(2, span, stride)[..., ::dilation]              # (B, C, L_out, K)
         batch, _, out_len, _ = cols.shape
-        cols = cols.permute(0, 1, 3, 2).reshape(batch, self.groups, -1, out_len)  # (B, G, C/G K, L_out)
+        cols = cols.permute(0, 1, 3, 2).reshape(batch, self.groups, -1, out_len)  # (B,G,C/G K,Lo)
         w = self.weight.view(self.groups, self.out_channels // self.groups, -1)  # (G, O/G, C/G K)
         y = (w @ cols).reshape(batch, self.out_channels, out_len)      # (B, O, L_out)
         if self.bias is not None:
