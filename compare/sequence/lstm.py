@@ -19,13 +19,20 @@ the same way witnesses the torch twin. ``--plots DIR`` adds both twins' loss cur
 
 Benchmark size: (T, B, I) -> H = (50, 32, 64) -> 128
 
-Run: ``python -m compare.sequence.lstm`` (as ``dualgrad run lstm``).
+Run: ``python -m compare.sequence.lstm`` (as ``dualgrad run lstm``). With ``--train`` it trains
+both twins side by side in float32 (Adam, batches of 32 windows of 16 characters) on the names
+corpus or on your own text, printing both losses, the dev loss, and saving the curves:
+
+    python -m compare.sequence.lstm --train [--data FILE] [--steps N] [--out DIR] [--seed N]
 """
 from __future__ import annotations
 
+import argparse
 import functools
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 import torch
@@ -33,7 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from compare.concept import Case, Concept, Outcome, Trial
-from compare.data.names import BOUNDARY, build_vocab, builtin_words, split_words
+from compare.data.names import (BOUNDARY, Vocab, build_vocab, builtin_words, get_words,
+                                split_words)
 from compare.parity import training_runner
 from compare.sequence.rnn import recurrent_case, run_recurrent
 from numpy_impl.sequence import lstm as numpy_twin
@@ -63,13 +71,22 @@ class BuiltinCharLSTM(nn.Module):
 
 
 # --- training parity: identical weights, identical batches of the names corpus -----------------
+def word_stream(words: Sequence[str], vocab: Vocab) -> np.ndarray:
+    """Words as one id stream with single boundaries: '.emma.ava.' (int64)."""
+    return np.array(vocab.encode(BOUNDARY + BOUNDARY.join(words) + BOUNDARY), dtype=np.int64)
+
+
 @functools.cache
 def corpus_stream() -> np.ndarray:
-    """The train split of the built-in corpus as one id stream: '.emma.ava.' (int64)."""
+    """The train split of the built-in corpus as one id stream."""
     words = builtin_words()
-    train, _, _ = split_words(words)
-    vocab = build_vocab(words)
-    return np.array(vocab.encode(BOUNDARY + BOUNDARY.join(train) + BOUNDARY), dtype=np.int64)
+    return word_stream(split_words(words)[0], build_vocab(words))
+
+
+def windows(stream: np.ndarray, starts: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """idx = stream[s : s + block] and targets = stream[s + 1 : s + block + 1] per start."""
+    index = starts[:, None] + np.arange(block)         # (B, block)
+    return stream[index], stream[index + 1]
 
 
 def training_batches(case: Case, trial: Trial) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -79,8 +96,7 @@ def training_batches(case: Case, trial: Trial) -> list[tuple[np.ndarray, np.ndar
     stream = corpus_stream()
     starts = np.random.default_rng(trial.seed).integers(0, len(stream) - block,
                                                         size=(steps, batch))
-    window = np.arange(block)                          # (block,)
-    return [(stream[s[:, None] + window], stream[s[:, None] + window + 1]) for s in starts]
+    return [windows(stream, s, block) for s in starts]
 
 
 def train_numpy(model: Any, batches: list, optimizer: str,
@@ -197,7 +213,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     from compare.plots import plot_curves
     paths = []
     for dtype in ("float64", "float32"):
-        by_numpy, by_torch = loss_curves(dtype, seed)
+        by_numpy, by_torch = loss_curves(dtype, seed, PLOT_STEPS)
         paths.append(plot_curves(
             Path(directory) / f"lstm_training_{dtype}.png",
             f"char-level LSTM, Adam lr=1e-2 eps=1e-4, batches of 8 x 16 characters of the names "
@@ -209,6 +225,86 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
 
 CONCEPT.extra_plots = extra_plots
 
+
+# --- python -m compare.sequence.lstm --train: both twins trained side by side -----------------
+def train_side_by_side(words: Sequence[str], steps: int = 1000, batch: int = 32,
+                       block: int = 16, lr: float = 1e-2, seed: int = 0, every: int = 100,
+                       out: TextIO | None = None) -> dict[str, np.ndarray]:
+    """Both twins (float32, identical init and batches, Adam) trained on windows of the
+    train split of ``words``; the losses side by side every ``every`` steps, then each
+    twin's loss on the dev split (its windows end to end); printed to ``out`` (stdout)."""
+    out = out or sys.stdout
+    vocab = build_vocab(words)
+    train, dev, _ = split_words(words)
+    stream, dev_stream = word_stream(train, vocab), word_stream(dev or train, vocab)
+    if len(stream) <= block + 1:
+        raise ValueError(f"the training text has {len(stream)} characters: too few for "
+                         f"windows of {block}")
+    torch.manual_seed(seed)
+    torch_model = torch_twin.CharLSTM(vocab_size=vocab.size)
+    numpy_model = numpy_twin.CharLSTM(vocab_size=vocab.size)
+    numpy_model.load_state_dict(torch_model.state_dict())
+    numpy_opt = numpy_optim.Adam(numpy_model.parameters(), lr=lr, eps=1e-4)
+    torch_opt = torch.optim.Adam(torch_model.parameters(), lr=lr, eps=1e-4)
+    rng = np.random.default_rng(seed)
+    curves: dict[str, list[float]] = {"numpy": [], "torch": []}
+    print(f"training both char-level LSTM twins: {len(train)} words, {len(stream)} characters, "
+          f"vocabulary {vocab.size}, {steps} Adam steps (lr={lr:g}) of {batch} windows of "
+          f"{block}, float32", file=out)
+    print(f"{'step':>6}  {'numpy loss':>11}  {'torch loss':>11}  {'|difference|':>12}", file=out)
+    for step in range(1, steps + 1):
+        idx, targets = windows(stream, rng.integers(0, len(stream) - block, batch), block)
+        curves["numpy"].append(numpy_twin.train_step(numpy_model, numpy_opt, idx, targets))
+        curves["torch"].append(torch_twin.train_step(torch_model, torch_opt,
+                                                     torch.from_numpy(idx),
+                                                     torch.from_numpy(targets)))
+        if step % every == 0 or step in (1, steps):
+            a, b = curves["numpy"][-1], curves["torch"][-1]
+            print(f"{step:>6}  {a:>11.6f}  {b:>11.6f}  {abs(a - b):>12.3e}", file=out)
+    count = max((len(dev_stream) - 1) // block, 1)
+    idx, targets = windows(dev_stream, np.arange(count) * block, min(block, len(dev_stream) - 1))
+    numpy_dev = float(numpy_model(idx, targets))
+    with torch.no_grad():
+        torch_dev = torch_model(torch.from_numpy(idx), torch.from_numpy(targets)).item()
+    print(f"dev loss ({count} windows): numpy {numpy_dev:.6f}, torch {torch_dev:.6f}", file=out)
+    return {k: np.array(v) for k, v in curves.items()} | {"dev": np.array([numpy_dev,
+                                                                          torch_dev])}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``--train [--data FILE] [--steps N] [--out DIR] [--seed N]`` trains both twins side by
+    side and saves the loss curves; anything else is ``dualgrad run lstm``."""
+    parser = argparse.ArgumentParser(prog="python -m compare.sequence.lstm", add_help=False)
+    parser.add_argument("--train", action="store_true", help="train both twins side by side")
+    parser.add_argument("--data", metavar="FILE", help="your UTF-8 text (default: names)")
+    parser.add_argument("--steps", type=int, default=1000, help="Adam steps (default 1000)")
+    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
+                        help="where to save lstm_train_loss.png")
+    parser.add_argument("--seed", type=int, default=0)
+    args, rest = parser.parse_known_args(argv)
+    if not args.train:
+        from compare.cli import main as cli_main
+        return cli_main(["run", CONCEPT.name, *(argv if argv is not None else sys.argv[1:])])
+    try:  # bad input ends in one line and exit code 2
+        if args.steps < 1:
+            raise ValueError(f"--steps must be a positive number of steps, got {args.steps}")
+        if rest:
+            raise ValueError(f"unknown arguments with --train: {' '.join(rest)}")
+        words = get_words(args.data)
+        torch.set_num_threads(1)
+        curves = train_side_by_side(words, steps=args.steps, seed=args.seed)
+    except (OSError, ValueError) as error:
+        print(f"dualgrad: error: {error}", file=sys.stderr)
+        return 2
+    from compare.plots import plot_curves
+    path = plot_curves(Path(args.out) / "lstm_train_loss.png",
+                       f"char-level LSTM on {args.data or 'the names corpus'}, seed {args.seed}",
+                       np.arange(1, args.steps + 1), curves["numpy"], curves["torch"],
+                       xlabel="Adam step (32 windows of 16 characters)",
+                       ylabel="cross-entropy loss (next character)", dtype="float32")
+    print(f"wrote {path}")
+    return 0
+
+
 if __name__ == "__main__":
-    from compare.cli import run_as_script
-    run_as_script(CONCEPT.name)
+    raise SystemExit(main())

@@ -319,3 +319,17 @@ def test_verify_catches_a_torch_lstm_with_gates_in_the_wrong_order():
     report = verify("lstm:LSTM", SwappedGates)
     assert not report.passed
     assert "out.0" in {d.name for d in report.diffs if not d.passed}
+
+
+def test_train_demo_on_a_users_file_and_bad_input(tmp_path, capsys):
+    data = tmp_path / "words.txt"
+    data.write_text("\n".join(["anna", "bob", "carla", "dina", "emil", "fritz", "greta",
+                               "hanne", "ida", "jonas"] * 4))
+    assert compare_lstm.main(["--train", "--data", str(data), "--steps", "3",
+                              "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "vocabulary 19" in printed and "dev loss" in printed
+    assert (tmp_path / "lstm_train_loss.png").stat().st_size > 10_000
+    assert compare_lstm.main(["--train", "--data", str(tmp_path / "missing.txt")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    assert compare_lstm.main(["--train", "--steps", "0"]) == 2
