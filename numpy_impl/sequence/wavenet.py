@@ -43,16 +43,16 @@ position.)
 
 **Conv1d**, as ``torch.nn.Conv1d`` (stride s, dilation d, zero padding, G groups, bias):
 
-    y[b, o, t] = b[o] + Σ_{c, k} W[o, c, k] x_pad[b, g C/G + c, t s + k d]
+    y[b, o, t] = bias[o] + Σ_{c, k} W[o, c, k] x_pad[b, g C/G + c, t s + k d]   (o in group g)
     L_out = floor((L + pad_left + pad_right - d (K - 1) - 1) / s) + 1
 
 through im2col (``numpy_impl.im2col``, on a (B, C, 1, L) view: a 1-D convolution is a 2-D one of
 height 1) and one matrix product per group each way:
 
     cols_g = im2col(x_pad)[rows of group g]           (C/G K, B L_out)
-    Y_g    = W_g cols_g + b_g                         W_g: (O/G, C/G K)
+    Y_g    = W_g cols_g + bias_g                      W_g: (O/G, C/G K)
     dW_g   = G_g cols_gᵀ,   dcols_g = W_gᵀ G_g,   dx = col2im(dcols), padding cropped
-    db     = Σ_{b, t} dy
+    dbias  = Σ_{b, t} dy
 
 A causal convolution pads (K - 1) d zeros on both sides, as nn.Conv1d can, and keeps the first
 L outputs: output t then reads x[t - (K - 1) d] .. x[t]. Its backward pads dy with zeros at the
