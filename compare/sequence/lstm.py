@@ -40,8 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from compare.concept import Case, Concept, Outcome, Trial
-from compare.data.names import (BOUNDARY, Vocab, build_vocab, builtin_words, get_words,
-                                split_words)
+from compare.data.names import BOUNDARY, Vocab, build_vocab, builtin_words, get_words, split_words
 from compare.parity import training_runner
 from compare.sequence.rnn import recurrent_case, run_recurrent
 from numpy_impl.sequence import lstm as numpy_twin

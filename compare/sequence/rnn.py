@@ -90,7 +90,7 @@ def layer_by_layer(builtin: type) -> type:
                 finals.append(last if self.lstm else (last,))
                 if k < len(self.layers) - 1 and self.training and p > 0:
                     x = x * mask[k] * (0.0 if p == 1 else 1.0 / (1.0 - p))
-            states_n = tuple(torch.cat(s) for s in zip(*finals))
+            states_n = tuple(torch.cat(s) for s in zip(*finals, strict=True))
             if not batched:
                 x, states_n = x.squeeze(1), tuple(s.squeeze(1) for s in states_n)
             elif self.init.get("batch_first"):
@@ -122,7 +122,8 @@ def recurrent_case(name: str, twins: tuple[type, type, type], *, states: int = 1
         lead, state_lead = (steps, batch), (count, batch)
     inputs = dict(input=randn(*lead, input_size))
     if hx:
-        for state, size in zip(STATE_NAMES[:states], (out_size, hidden_size)):
+        for state, size in zip(STATE_NAMES[:states], (out_size, hidden_size)[:states],
+                               strict=True):
             inputs[state] = randn(*state_lead, size, scale=0.5)
     p = init.get("dropout", 0.0)
     if mask:
@@ -181,7 +182,8 @@ def _numpy_values(module: Any, inputs: dict[str, np.ndarray], states: int,
             raise ValueError(f"{type(module).__name__}.backward must return {expected} when "
                              f"forward was given hx, got {type(grads).__name__}")
         grads, state_grads = grads[0], (grads[1],) if states == 1 else grads[1]
-        values.update({f"grad.input.{n}": np.asarray(g) for n, g in zip(given, state_grads)})
+        values.update({f"grad.input.{n}": np.asarray(g)
+                       for n, g in zip(given, state_grads, strict=True)})
     values["grad.input.input"] = np.asarray(grads)
     for name, param in module.named_parameters():
         values[f"grad.param.{name}"] = param.grad

@@ -195,7 +195,7 @@ class RNNBase(Module):
                                                     weights)   # (T, B, H)
                 outputs.append(hs[::-1] if direction else hs)   # back in time order
                 self._caches.append(cache)
-                for final, state in zip(finals, last):
+                for final, state in zip(finals, last, strict=True):
                     final.append(state)
             layer_output = np.concatenate(outputs, axis=-1)     # (T, B, D·H) [forward, reverse]
             if masks is not None and layer < self.num_layers - 1:
@@ -257,7 +257,7 @@ class RNNBase(Module):
             g_states = (g_states,) * self.state_count
         count = self.num_layers * self.num_directions
         g_states = tuple(self._time_major(g, (count, batch, size), batched, dtype)
-                         for g, size in zip(g_states, self.state_sizes()))
+                         for g, size in zip(g_states, self.state_sizes(), strict=True))
         dstates0: list[tuple] = [()] * count
         d_layer = g_out                                # (T, B, D·H) dL/d this layer's output
         for layer in range(self.num_layers - 1, -1, -1):   # top layer first
@@ -390,7 +390,7 @@ def check_input(mode: str, input: Any, states: tuple | None, input_size: int, co
         raise RuntimeError(f"For {kind} input, hx and cx should also be {ndim}-D but got "
                            f"({dims[0]}-D, {dims[1]}-D) tensors")
     batch = (shape[0] if batch_first else shape[1]) if batched else None
-    for i, (state, size) in enumerate(zip(states, sizes)):
+    for i, (state, size) in enumerate(zip(states, sizes, strict=True)):
         expected = (count, batch, size) if batched else (count, size)
         if tuple(state.shape) != expected:
             which = "hidden" if len(states) == 1 else f"hidden[{i}]"

@@ -236,9 +236,11 @@ def test_bad_arguments_and_states_raise_torchs_errors(cls):
     module = cls(3, 4, num_layers=2)
     wrap = np.zeros if cls is LSTM else torch.zeros
     x = wrap((5, 2, 3))
-    with pytest.raises(RuntimeError, match=r"Expected hidden\[0\] size \(2, 2, 4\), got \[2, 3, 4\]"):
+    with pytest.raises(RuntimeError,
+                       match=r"Expected hidden\[0\] size \(2, 2, 4\), got \[2, 3, 4\]"):
         module(x, (wrap((2, 3, 4)), wrap((2, 2, 4))))
-    with pytest.raises(RuntimeError, match=r"Expected hidden\[1\] size \(2, 2, 4\), got \[2, 2, 5\]"):
+    with pytest.raises(RuntimeError,
+                       match=r"Expected hidden\[1\] size \(2, 2, 4\), got \[2, 2, 5\]"):
         module(x, (wrap((2, 2, 4)), wrap((2, 2, 5))))
     with pytest.raises(RuntimeError, match=r"hx and cx should also be 3-D but got \(2-D, 3-D\)"):
         module(x, (wrap((2, 4)), wrap((2, 2, 4))))

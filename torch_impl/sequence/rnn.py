@@ -115,7 +115,7 @@ class RNNBase(nn.Module):
                 hs, last = self.cell(sequence, tuple(s[k] for s in states0),
                                      self._weights_of(layer, direction))   # (T, B, H)
                 outputs.append(hs.flip(0) if direction else hs)
-                for final, state in zip(finals, last):
+                for final, state in zip(finals, last, strict=True):
                     final.append(state)
             layer_input = torch.cat(outputs, dim=-1)   # (T, B, D·H) [forward, reverse]
             if masks is not None and layer < self.num_layers - 1:
