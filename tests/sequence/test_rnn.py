@@ -1,5 +1,6 @@
 """Focused tests of the RNN twins: a hand-computed answer, torch's names and errors, layouts,
-the two upstream gradients, accumulation, a long sequence against nn.RNN, and verify."""
+the two upstream gradients, accumulation, bidirectional as two one-way RNNs, dropout masks,
+a long sequence against nn.RNN, and verify."""
 import math
 
 import numpy as np
@@ -147,16 +148,16 @@ def test_float32_stays_float32():
     assert out.dtype == h_n.dtype == dx.dtype == rnn.weight_hh_l0.grad.dtype == np.float32
 
 
-@pytest.mark.parametrize("cls", [RNN, thrnn.RNN])
-def test_unsupported_options_are_rejected(cls):
+@pytest.mark.parametrize("cls", [RNN, thrnn.RNN, nn.RNN])
+def test_bad_arguments_are_rejected_with_torchs_words(cls):
     with pytest.raises(ValueError, match="Unknown nonlinearity 'gelu'"):
         cls(3, 4, nonlinearity="gelu")
-    with pytest.raises(ValueError, match="dropout=0.5 is not supported"):
-        cls(3, 4, num_layers=2, dropout=0.5)
-    with pytest.raises(ValueError, match="bidirectional=True is not supported"):
-        cls(3, 4, bidirectional=True)
-    with pytest.raises(ValueError, match="num_layers must be a positive integer"):
-        cls(3, 4, num_layers=0)
+    with pytest.raises(ValueError, match="dropout should be a number in range"):
+        cls(3, 4, num_layers=2, dropout=1.5)
+    with pytest.raises(ValueError, match="hidden_size must be"):
+        cls(3, 0)
+    with pytest.warns(UserWarning, match="non-zero dropout expects num_layers greater than 1"):
+        cls(3, 4, dropout=0.5)
 
 
 @pytest.mark.parametrize("x_shape, h_shape, message", [
@@ -178,16 +179,17 @@ def test_bad_shapes_raise_torchs_errors_in_all_three(x_shape, h_shape, message):
 
 
 def test_argument_checks_are_shared_functions():
-    with pytest.raises(ValueError, match="hidden_size must be a positive integer"):
-        nprnn.check_arguments(0, 1, "tanh", 0.0, False)
-    assert nprnn.check_input(np.zeros((2, 3)), None, 3, 4, 1, batch_first=True) is False
+    with pytest.raises(ValueError, match="proj_size argument is only supported for LSTM"):
+        nprnn.check_arguments("GRU", 4, 1, 0.0, proj_size=2)
+    nprnn.check_arguments("LSTM", 4, 1, 0.0, proj_size=2)        # fine for the LSTM
+    assert nprnn.check_input("RNN", np.zeros((2, 3)), None, 3, 1, (4,), batch_first=True) is False
 
 
 def test_verify_accepts_a_copy_and_catches_a_missing_recurrent_gradient():
     class MyRNN(RNN):
         pass
 
-    assert verify("rnn", MyRNN).passed
+    assert verify("rnn", MyRNN).passed  # every case: bidirectional and dropout too
 
     class NoRecurrentGrad(RNN):
         def backward(self, grad_output):
@@ -201,3 +203,51 @@ def test_verify_accepts_a_copy_and_catches_a_missing_recurrent_gradient():
     failing = {d.name for d in report.diffs if not d.passed}
     assert "grad.param.weight_hh_l0" in failing
     assert "grad.param.weight_ih_l0" not in failing
+
+
+def test_bidirectional_is_a_forward_and_a_reverse_rnn_side_by_side():
+    """The reverse direction equals a one-way RNN with the _reverse weights run on the
+    flipped sequence, flipped back; h_n stacks (forward, reverse) per layer; the input
+    gradient is the sum of both runs'."""
+    rng = np.random.default_rng(4)
+    both = RNN(3, 4, bidirectional=True).double()
+    forward, reverse = RNN(3, 4).double(), RNN(3, 4).double()
+    state = both.state_dict()
+    forward.load_state_dict({k: v for k, v in state.items() if not k.endswith("_reverse")})
+    reverse.load_state_dict({k.removesuffix("_reverse"): v for k, v in state.items()
+                             if k.endswith("_reverse")})
+    x, h0 = rng.standard_normal((6, 2, 3)), rng.standard_normal((2, 2, 4))
+    out, h_n = both(x, h0)
+    out_f, h_f = forward(x, h0[:1])
+    out_r, h_r = reverse(x[::-1], h0[1:])
+    np.testing.assert_allclose(out, np.concatenate([out_f, out_r[::-1]], axis=-1), rtol=1e-15)
+    np.testing.assert_allclose(h_n, np.concatenate([h_f, h_r]), rtol=1e-15)
+    g = rng.standard_normal(out.shape)
+    dx, dh0 = both.backward((g, None))
+    dx_f, dh0_f = forward.backward((g[..., :4], None))
+    dx_r, dh0_r = reverse.backward((g[::-1, :, 4:], None))
+    np.testing.assert_allclose(dx, dx_f + dx_r[::-1], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(dh0, np.concatenate([dh0_f, dh0_r]), rtol=1e-13)
+    np.testing.assert_allclose(both.weight_hh_l0_reverse.grad, reverse.weight_hh_l0.grad,
+                               rtol=1e-13)
+
+
+def test_dropout_between_layers_uses_the_given_mask_in_both_twins():
+    init = dict(input_size=3, hidden_size=4, num_layers=2, dropout=0.25, nonlinearity="relu")
+    numpy_rnn, twin, _ = _twins(**init)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, 2, 3))
+    mask = rng.random((1, 5, 2, 4)) < 0.75
+    out, _ = numpy_rnn(x, dropout_mask=mask)
+    g = rng.standard_normal(out.shape)
+    dx = numpy_rnn.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    out_t, _ = twin(xt, dropout_mask=torch.tensor(mask))
+    out_t.backward(torch.tensor(g))
+    np.testing.assert_allclose(out, out_t.detach().numpy(), rtol=1e-14, atol=1e-15)
+    np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-13, atol=1e-15)
+    # a dropped unit of layer 0 sends nothing into layer 1: with every mask entry False the
+    # top layer sees zeros, as nn.RNN's own kernel does with p = 1
+    numpy_p1, _, builtin_p1 = _twins(**(init | dict(dropout=1.0)))
+    np.testing.assert_allclose(numpy_p1(x)[0], builtin_p1(torch.tensor(x))[0].detach().numpy(),
+                               rtol=1e-14)
