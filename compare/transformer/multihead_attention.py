@@ -137,7 +137,7 @@ def run(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None) 
                               twin_kwargs, grad_out, self_attention)
     outcome = Outcome(numpy=numpy_values, torch=torch_values,
                       inputs={**arrays, **masks})
-    if trial.builtin and case.builtin is not None and not dropout_active:
+    if trial.builtin and case.builtin is not None:
         builtin = torch_module(case.builtin, case, state, trial)
         outcome.builtin, _ = torch_side(builtin, arrays, masks, kwargs, lambda shape: grad_out,
                                         self_attention, trial.device)
@@ -188,8 +188,10 @@ def _case(name: str, *, cross: bool = False, batch_first: bool = False, unbatche
     inputs = dict(query=randn(*shape(length)), key=randn(*shape(source)),
                   value=randn(*shape(source))) if cross else dict(x=randn(*shape(length)))
     init = dict(embed_dim=E, num_heads=init.pop("num_heads", 2), batch_first=batch_first, **init)
+    replayable = not (train and init.get("dropout", 0.0) > 0.0)  # its mask is its own
     return Case(name, numpy=numpy_mha.MultiheadAttention, torch=torch_mha.MultiheadAttention,
-                builtin=nn.MultiheadAttention, init=init, inputs=inputs, train=train,
+                builtin=nn.MultiheadAttention if replayable else None, init=init,
+                inputs=inputs, train=train,
                 options=dict(masks=masks or {}, forward=forward or {},
                              dropout_shape=(1 if unbatched else N, init["num_heads"], length,
                                             source)))
