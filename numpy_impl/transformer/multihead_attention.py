@@ -108,11 +108,11 @@ class MultiheadAttention(Module):
         if embed_dim % num_heads != 0:
             raise AssertionError("embed_dim must be divisible by num_heads")
         if add_bias_kv or add_zero_attn:
-            raise NotImplementedError(
+            raise ValueError(
                 "MultiheadAttention (NumPy twin): add_bias_kv and add_zero_attn are not "
                 "supported; construct it with add_bias_kv=False, add_zero_attn=False")
         if (kdim is not None and kdim != embed_dim) or (vdim is not None and vdim != embed_dim):
-            raise NotImplementedError(
+            raise ValueError(
                 "MultiheadAttention (NumPy twin): kdim and vdim must equal embed_dim (the packed "
                 f"in_proj_weight); got kdim={kdim}, vdim={vdim}, embed_dim={embed_dim}")
         self.embed_dim = embed_dim

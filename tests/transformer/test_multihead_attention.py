@@ -185,7 +185,7 @@ def test_causal_mask_makes_output_at_t_independent_of_later_inputs():
                                             (dict(kdim=4), "kdim and vdim"),
                                             (dict(vdim=4), "kdim and vdim")])
 def test_unsupported_options_are_refused_clearly(cls, options, words):
-    with pytest.raises(NotImplementedError, match=words):
+    with pytest.raises(ValueError, match=words):
         cls(8, 2, **options)
 
 

@@ -50,10 +50,10 @@ class MultiheadAttention(nn.Module):
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__()
         if add_bias_kv or add_zero_attn:
-            raise NotImplementedError("MultiheadAttention (torch twin): add_bias_kv and "
+            raise ValueError("MultiheadAttention (torch twin): add_bias_kv and "
                                       "add_zero_attn are not supported")
         if (kdim is not None and kdim != embed_dim) or (vdim is not None and vdim != embed_dim):
-            raise NotImplementedError("MultiheadAttention (torch twin): kdim and vdim must "
+            raise ValueError("MultiheadAttention (torch twin): kdim and vdim must "
                                       "equal embed_dim")
         if embed_dim % num_heads != 0:
             raise AssertionError("embed_dim must be divisible by num_heads")
