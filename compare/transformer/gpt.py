@@ -31,7 +31,9 @@ Witness: ``BuiltinGPT``, the same model from ``nn.Embedding``, ``nn.LayerNorm``,
 ``torch.nn.utils.clip_grad_norm_`` in training. It cannot replay a dropout mask
 (``nn.Dropout`` and the fused attention draw their own), so the dropout case has no witness.
 
-Tolerance: the defaults. float32 intermediates and gradients agree to ~1e-6 normwise.
+Tolerance: the defaults, except the built-in witness of the training case in float32 (1e-3,
+with the measurements at ``TRAINING_WITNESS_TOLERANCE``). float32 intermediates and gradients
+agree to ~1e-6 normwise.
 
 Benchmark size: (B, T) = (16, 64), n_layer 4, n_head 4, n_embd 128, vocab 65
 (``benchmarks/gpt_step.py``).
@@ -60,6 +62,7 @@ from torch import nn
 from compare.concept import Case, Concept, Outcome, Trial, perturb_parameters
 from compare.data.text import CharVocab, builtin_text, get_batch, load_text, split
 from compare.finite_diff import numerical_gradient
+from compare.tolerances import Tolerance
 from numpy_impl.training import grad_clipping as numpy_clip
 from numpy_impl.training import lr_schedules as numpy_schedules
 from numpy_impl.transformer import gpt as numpy_gpt
@@ -387,6 +390,16 @@ def _step(name: str, *, batch: int = 2, length: int = 8, targets: bool = True,
                                     targets=targets, ignore=ignore))
 
 
+# The built-in witness of the training case, in float32 only: over seeds 0..20 the torch twin
+# and the built-in model (fused SDPA, ATen's LayerNorm and GELU, other float32 roundings) agree
+# on every loss to 2.1e-7 and every gradient norm to 5.3e-6, but 20 AdamW steps carry a few
+# parameter elements apart by up to 3.0e-4 normwise (seed 14: one element of
+# h.1.mlp.c_proj.weight): an element whose gradient is near 0 takes steps of ~lr whose sign the
+# rounding decides (m / sqrt(v) ~ +-1). The twins themselves stay within 2.8e-5 (the default
+# 1e-4 holds for numpy-vs-torch), so only the witness gets 1e-3.
+TRAINING_WITNESS_TOLERANCE = {"torch-vs-builtin:float32": Tolerance(rtol=1e-3)}
+
+
 def _training(name: str, steps: int = 20, **config: Any) -> Case:
     # fd=False: a training run has no single backward to difference (the step cases do).
     # bias=False (nanoGPT's recommended setting): with biases, c_attn's key bias has a gradient
@@ -396,7 +409,7 @@ def _training(name: str, steps: int = 20, **config: Any) -> Case:
     # from the float64 run (measured: numpy 2.1e-4, torch 1.8e-4) -- an undefined direction,
     # not a disagreement. Without biases every trained quantity is defined.
     return Case(name, numpy=numpy_gpt.GPT, torch=torch_gpt.GPT, builtin=BuiltinGPT,
-                prepare=None, fd=False,
+                prepare=None, fd=False, tolerance=TRAINING_WITNESS_TOLERANCE,
                 options=dict(kind="train", config={**SMALL, "bias": False, **config}, batch=4,
                              length=8,
                              steps=steps, weight_decay=0.1, lr=3e-3, betas=(0.9, 0.95),
@@ -526,7 +539,7 @@ def train_both(text: str, *, steps: int, n_layer: int, n_head: int, n_embd: int,
         optimizers["torch"].step()
         schedules["torch"].step()
         seconds["torch"] += time.perf_counter() - started
-        losses["torch"].append(float(loss_t))
+        losses["torch"].append(float(loss_t.detach()))
         if step % eval_every == 0 or step in (1, steps):
             log(f"{step:5d}  {losses['numpy'][-1]:10.4f}  {losses['torch'][-1]:10.4f}  "
                 f"{abs(losses['numpy'][-1] - losses['torch'][-1]):9.2e}")

@@ -294,7 +294,7 @@ class BrokenAttention(numpy_gpt.CausalSelfAttention):
         cache = self._cache
         B, T, C = grad_output.shape
         H, D = self.n_head, C // self.n_head
-        dy = self.c_proj.backward(self.resid_dropout.backward(grad_output))
+        dy = self.c_proj.backward(grad_output)                         # dropout 0 here
         dout = dy.reshape(B, T, H, D).transpose(0, 2, 1, 3)
         dv = np.swapaxes(cache.dropped, -1, -2) @ dout
         dweights = dout @ np.swapaxes(cache.value, -1, -2)
