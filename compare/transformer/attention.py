@@ -1,11 +1,14 @@
 """Compare scaled dot-product attention, softmax(scale Q K^T + M) V, and single-head self-attention.
 
 ``ScaledDotProductAttention`` cases: 3-d and 4-d inputs (batch, heads), cross-attention
-(L != S, Ev != E), a causal mask (also with L > S and L < S), a boolean mask broadcast over
-batch and heads with a row whose keys are all masked (output and gradients 0), a float mask
-(added; it gets its gradient dL/dM = dL/dS) with an all -inf row, a ``scale`` override,
-dropout on the weights (the keep-mask drawn once per case, in the constructor, and given to
-both twins and to the witness), and keys broadcast over the batch. ``SelfAttention`` cases:
+(L != S, Ev != E), 5-d inputs, a causal mask (also with L > S and L < S), a boolean mask
+broadcast over batch and heads with a row whose keys are all masked (output and gradients
+0), a float mask (added) with -inf entries and an all -inf row, a ``scale`` override,
+dropout on the weights, and keys broadcast over the batch. Boolean masks are inputs; a
+float mask and a dropout keep-mask are drawn once per case and given to the constructors
+(twins and witness alike), so that every floating-point input is one that gets a gradient
+-- which is also what lets ``verify`` take the functional pair
+``(scaled_dot_product_attention, scaled_dot_product_attention_backward)`` on every case. ``SelfAttention`` cases:
 query/key/value projections of one sequence, with and without bias, causal, a key-padding
 mask; the attention weights are an output too (a random upstream gradient reaches them).
 
@@ -58,13 +61,18 @@ class BuiltinSDPA(nn.Module):
     """``F.scaled_dot_product_attention`` behind the twins' constructor."""
 
     def __init__(self, dropout_p: float = 0.0, is_causal: bool = False,
-                 scale: float | None = None, dropout_mask: Any = None) -> None:
+                 scale: float | None = None, dropout_mask: Any = None,
+                 attn_mask: Any = None) -> None:
         super().__init__()
         self.dropout_p, self.is_causal, self.scale = dropout_p, is_causal, scale
         self.dropout_mask = None if dropout_mask is None \
             else torch.as_tensor(dropout_mask, dtype=torch.bool)
+        self.attn_mask = None if attn_mask is None else torch.as_tensor(attn_mask)
 
     def forward(self, query, key, value, attn_mask=None):
+        attn_mask = self.attn_mask if attn_mask is None else attn_mask
+        if attn_mask is not None and attn_mask.dtype != torch.bool:
+            attn_mask = attn_mask.to(query.dtype)  # SDPA wants the query's dtype
         dropout_p = self.dropout_p if self.training else 0.0
         if dropout_p > 0.0:  # F.scaled_dot_product_attention cannot replay a dropout mask
             return math_kernel(query, key, value, attn_mask, dropout_p, self.is_causal,
@@ -102,15 +110,15 @@ def bool_mask(*shape: int, keep: float = 0.7, dead_row: bool = True) -> Draw:
     return draw
 
 
-def float_mask(*shape: int) -> Draw:
-    """N(0, 1) added to the scores, some entries -inf, and row 2 entirely -inf."""
-    def draw(rng: np.random.Generator) -> np.ndarray:
-        mask = rng.standard_normal(shape)
-        mask[(rng.random(shape) < 0.25)] = -np.inf
-        mask[..., 0] = 0.5
-        mask[..., 2, :] = -np.inf
-        return mask
-    return draw
+def float_mask(*shape: int, seed: int) -> np.ndarray:
+    """Drawn once (fixed per case): N(0, 1) rounded to multiples of 1/8 (exact in float32 too),
+    some entries -inf, and row 2 entirely -inf."""
+    rng = np.random.default_rng(seed)
+    mask = np.round(8 * rng.standard_normal(shape)) / 8
+    mask[(rng.random(shape) < 0.25)] = -np.inf
+    mask[..., 0] = 0.5
+    mask[..., 2, :] = -np.inf
+    return mask
 
 
 def keep_mask(p: float, *shape: int, seed: int) -> np.ndarray:
@@ -118,11 +126,12 @@ def keep_mask(p: float, *shape: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(shape) >= p
 
 
-def _sdpa(name: str, query: Draw, key: Draw, value: Draw, attn_mask: Draw | None = None,
+def _sdpa(name: str, query: Draw, key: Draw, value: Draw, mask: Draw | None = None,
           **init: Any) -> Case:
+    """``mask``: a boolean attn_mask drawn as an input; a float one goes in ``init``."""
     inputs = dict(query=query, key=key, value=value)
-    if attn_mask is not None:
-        inputs["attn_mask"] = attn_mask
+    if mask is not None:
+        inputs["attn_mask"] = mask
     return Case(name, numpy=numpy_twin.ScaledDotProductAttention,
                 torch=torch_twin.ScaledDotProductAttention, builtin=BuiltinSDPA, init=init,
                 inputs=inputs, prepare=None)
@@ -140,7 +149,7 @@ CONCEPT = Concept(
     name="attention",
     family="transformer",
     summary="scaled dot-product attention softmax(scale Q K^T + M) V, and one self-attention head",
-    compares="output; grads of query, key, value (and of a float mask): 3-d and 4-d, "
+    compares="output; grads of query, key, value: 3-d, 4-d and 5-d, "
              "cross-attention, causal (L = S, L > S, L < S), bool mask broadcast over batch "
              "and heads with an all-masked row (zeros, as torch), float mask with -inf, scale, "
              "dropout (one shared keep-mask), broadcast keys; single-head self-attention: "
@@ -165,7 +174,8 @@ CONCEPT = Concept(
         _sdpa("bool-mask-broadcast", randn(2, 3, 4, 5), randn(2, 3, 6, 5), randn(2, 3, 6, 5),
               bool_mask(2, 1, 4, 6)),
         _sdpa("float-mask", randn(2, 3, 4, 5), randn(2, 3, 6, 5), randn(2, 3, 6, 5),
-              float_mask(4, 6)),
+              attn_mask=float_mask(4, 6, seed=3)),
+        _sdpa("5d", randn(2, 2, 2, 3, 4), randn(2, 2, 2, 5, 4), randn(2, 2, 2, 5, 3)),
         _sdpa("scale", randn(2, 4, 6), randn(2, 5, 6), randn(2, 5, 6), scale=0.3),
         _sdpa("dropout-bool-mask", randn(2, 2, 4, 5), randn(2, 2, 6, 5), randn(2, 2, 6, 5),
               bool_mask(4, 6), dropout_p=0.25, dropout_mask=keep_mask(0.25, 2, 2, 4, 6, seed=1)),

@@ -38,10 +38,9 @@ Numerics:
 ``scaled_dot_product_attention(...) -> (out, cache)`` and
 ``scaled_dot_product_attention_backward(grad_out, cache) -> (dquery, dkey, dvalue)`` are the
 public functional pair (torch's argument names); ``cache.weights`` holds P for inspection.
-``ScaledDotProductAttention`` is the same function as a Module (a float mask gets its
-gradient too), and ``SelfAttention`` is the single-head self-attention layer: query, key and
-value projections of one sequence (batch, seq_len, embed_dim), returning the output and the
-attention weights.
+``ScaledDotProductAttention`` is the same function as a Module, and ``SelfAttention`` is the
+single-head self-attention layer: query, key and value projections of one sequence
+(batch, seq_len, embed_dim), returning the output and the attention weights.
 """
 from __future__ import annotations
 
@@ -66,7 +65,6 @@ class AttentionCache(NamedTuple):
     keep: np.ndarray | None    # D, or None without dropout
     keep_scale: float          # 1 / (1 - p), 0 for p = 1
     scale: float
-    mask_shape: tuple[int, ...] | None   # a float mask's shape (it gets a gradient), else None
 
 
 # --- the mask ------------------------------------------------------------------------------------
@@ -133,16 +131,13 @@ def scaled_dot_product_attention(query: np.ndarray, key: np.ndarray, value: np.n
     else:
         dropped = weights
     out = dropped @ value                                             # (..., L, Ev)
-    float_mask = attn_mask is not None and np.asarray(attn_mask).dtype != bool
-    cache = AttentionCache(query, key, value, weights, dropped, keep, keep_scale, scale,
-                           np.shape(attn_mask) if float_mask else None)
-    return out, cache
+    return out, AttentionCache(query, key, value, weights, dropped, keep, keep_scale, scale)
 
 
 def attention_backward(grad_out: np.ndarray, cache: AttentionCache,
                        grad_weights: np.ndarray | None = None):
     """Returns (dQ, dK, dV, dS); ``grad_weights`` is dL/dP from a second use of the weights."""
-    query, key, value, weights, dropped, keep, keep_scale, scale, _ = cache
+    query, key, value, weights, dropped, keep, keep_scale, scale = cache
     # O = P~ V: the product rule gives both factors' gradients
     dvalue = np.swapaxes(dropped, -1, -2) @ grad_out                  # (..., S, Ev)
     ddropped = grad_out @ np.swapaxes(value, -1, -2)                  # (..., L, S)
@@ -168,29 +163,30 @@ def scaled_dot_product_attention_backward(grad_out: np.ndarray, cache: Attention
 # --- the function as a Module ------------------------------------------------------------------
 class ScaledDotProductAttention(Module):
     """``F.scaled_dot_product_attention`` as a parameter-free Module (no torch.nn counterpart):
-    the options in the constructor, the tensors in ``forward``; a float ``attn_mask`` is an
-    input that gets its gradient dL/dM = dL/dS."""
+    the options in the constructor, the tensors in ``forward``. Masks fixed for the module
+    (a dropout keep-mask, an ``attn_mask``) may be given to the constructor; an ``attn_mask``
+    passed to ``forward`` takes precedence. A mask is a constant: it gets no gradient."""
 
     def __init__(self, dropout_p: float = 0.0, is_causal: bool = False,
-                 scale: float | None = None, dropout_mask: Any = None) -> None:
+                 scale: float | None = None, dropout_mask: Any = None,
+                 attn_mask: Any = None) -> None:
         super().__init__()
         self.dropout_p = float(dropout_p)
         self.is_causal = is_causal
         self.scale = scale
         self.dropout_mask = None if dropout_mask is None else np.asarray(dropout_mask, bool)
+        self.attn_mask = None if attn_mask is None else np.asarray(attn_mask)
 
     def forward(self, query: np.ndarray, key: np.ndarray, value: np.ndarray,
                 attn_mask: np.ndarray | None = None) -> np.ndarray:
         out, self._cache = scaled_dot_product_attention(
-            query, key, value, attn_mask, self.dropout_p if self.training else 0.0,
-            self.is_causal, self.scale, dropout_mask=self.dropout_mask)
+            query, key, value, self.attn_mask if attn_mask is None else attn_mask,
+            self.dropout_p if self.training else 0.0, self.is_causal, self.scale,
+            dropout_mask=self.dropout_mask)
         return out
 
-    def backward(self, grad_output: np.ndarray):
-        dquery, dkey, dvalue, dscores = attention_backward(grad_output, self._cache)
-        if self._cache.mask_shape is None:
-            return dquery, dkey, dvalue
-        return dquery, dkey, dvalue, sum_to_shape(dscores, self._cache.mask_shape)
+    def backward(self, grad_output: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return scaled_dot_product_attention_backward(grad_output, self._cache)
 
     def extra_repr(self) -> str:
         return f"dropout_p={self.dropout_p}, is_causal={self.is_causal}, scale={self.scale}"

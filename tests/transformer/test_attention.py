@@ -84,18 +84,33 @@ def test_functional_backward_matches_finite_differences(masking):
         assert np.max(np.abs(grad - numeric)) <= 1e-7 * np.max(np.abs(numeric))
 
 
-def test_float_mask_gradient_is_the_score_gradient():
-    """ScaledDotProductAttention returns dL/dM for a float mask: checked by differences."""
+def test_score_gradient_is_the_float_mask_gradient():
+    """attention_backward also returns dL/dS; a float mask is added to S, so dL/dM = dL/dS
+    (summed over the dims the mask was broadcast along): checked by finite differences."""
     rng = np.random.default_rng(6)
     q, k, v = _qkv(rng)
     mask = rng.standard_normal((4, 6))
-    layer = na.ScaledDotProductAttention().double()
-    out = layer(q, k, v, mask)
+    out, cache = na.scaled_dot_product_attention(q, k, v, mask)
     g = rng.standard_normal(out.shape)
-    dmask = layer.backward(g)[3]
-    numeric = numerical_gradient(lambda: float(np.sum(layer(q, k, v, mask) * g)), mask)
-    assert dmask.shape == (4, 6)
-    np.testing.assert_allclose(dmask, numeric, atol=1e-8)
+    dscores = na.attention_backward(g, cache)[3]
+    numeric = numerical_gradient(
+        lambda: float(np.sum(na.scaled_dot_product_attention(q, k, v, mask)[0] * g)), mask)
+    np.testing.assert_allclose(na.sum_to_shape(dscores, mask.shape), numeric, atol=1e-8)
+
+
+def test_verify_takes_the_functional_pair_on_every_case():
+    pair = (na.scaled_dot_product_attention, na.scaled_dot_product_attention_backward)
+    report = verify("attention:ScaledDotProductAttention", pair)
+    assert report.passed, report.error or report.table()
+    assert {d.case for d in report.diffs} >= {"float-mask", "dropout-bool-mask", "5d"}
+
+    def forgot_the_scale(grad_out, cache):
+        dq, dk, dv = na.scaled_dot_product_attention_backward(grad_out, cache)
+        return dq / cache.scale, dk, dv
+    report = verify("attention:ScaledDotProductAttention",
+                    (na.scaled_dot_product_attention, forgot_the_scale))
+    assert not report.passed and not report.error
+    assert {d.name for d in report.failures} == {"grad.input.query"}
 
 
 @pytest.mark.parametrize("t", [0, 2, 4])

@@ -35,7 +35,7 @@ def masked_scores(scores: torch.Tensor, attn_mask: torch.Tensor | None,
         return scores
     if attn_mask.dtype == torch.bool:
         return scores.masked_fill(~attn_mask, float("-inf"))          # (..., L, S)
-    return scores + attn_mask                                          # (..., L, S)
+    return scores + attn_mask.to(scores.dtype)                         # (..., L, S)
 
 
 def safe_softmax(scores: torch.Tensor) -> torch.Tensor:
@@ -67,22 +67,26 @@ def scaled_dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: 
 
 
 class ScaledDotProductAttention(nn.Module):
-    """The function as a parameter-free module: options in the constructor, tensors in forward."""
+    """The function as a parameter-free module: options (and fixed masks) in the constructor,
+    tensors in forward; an ``attn_mask`` passed to forward takes precedence."""
 
     def __init__(self, dropout_p: float = 0.0, is_causal: bool = False,
-                 scale: float | None = None, dropout_mask: Any = None) -> None:
+                 scale: float | None = None, dropout_mask: Any = None,
+                 attn_mask: Any = None) -> None:
         super().__init__()
         self.dropout_p = float(dropout_p)
         self.is_causal = is_causal
         self.scale = scale
         self.dropout_mask = None if dropout_mask is None \
             else torch.as_tensor(dropout_mask, dtype=torch.bool)
+        self.attn_mask = None if attn_mask is None else torch.as_tensor(attn_mask)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                 attn_mask: torch.Tensor | None = None) -> torch.Tensor:
         out, _ = scaled_dot_product_attention(
-            query, key, value, attn_mask, self.dropout_p if self.training else 0.0,
-            self.is_causal, self.scale, dropout_mask=self.dropout_mask)
+            query, key, value, self.attn_mask if attn_mask is None else attn_mask,
+            self.dropout_p if self.training else 0.0, self.is_causal, self.scale,
+            dropout_mask=self.dropout_mask)
         return out
 
 
