@@ -1,0 +1,1 @@
+"""The `advanced` family: one comparison per concept."""

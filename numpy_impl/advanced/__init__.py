@@ -1,0 +1,1 @@
+"""The `advanced` family: NumPy twins with hand-written backward passes."""

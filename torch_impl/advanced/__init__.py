@@ -1,0 +1,1 @@
+"""The `advanced` family in idiomatic PyTorch: autograd does the backward."""
