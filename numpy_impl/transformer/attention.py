@@ -200,7 +200,9 @@ class SelfAttention(Module):
         out, P = attention(Q, K, V)                              (B, T, C), (B, T, T)
 
     Backward: dQ, dK, dV from the attention's backward, then each projection's backward;
-    x feeds all three, so dL/dx is the sum of the three input gradients.
+    x feeds all three, so dL/dx is the sum of the three input gradients. ``attn_mask`` has
+    scaled_dot_product_attention's meaning (bool True = attend, float added); the weights
+    are an output too, so ``backward`` also takes (dL/dout, dL/dweights).
     """
 
     def __init__(self, embed_dim: int, bias: bool = True, is_causal: bool = False,

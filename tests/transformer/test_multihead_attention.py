@@ -76,6 +76,23 @@ def test_every_mask_combination_against_the_builtin(padding, attn, batch_first, 
     assert "out" in outcome.builtin and ("weights" in outcome.builtin) == need_weights
 
 
+UNBATCHED_PADDING = {"none": None, "bool": cmp.bool_mask(cmp.S), "float": cmp.float_mask(cmp.S)}
+UNBATCHED_ATTN = {"none": None, "bool-2d": cmp.bool_mask(cmp.L, cmp.S),
+                  "float-3d": cmp.float_mask(2, cmp.L, cmp.S)}   # (H, L, S) without a batch
+
+
+@pytest.mark.parametrize("padding, attn, average", list(itertools.product(
+    UNBATCHED_PADDING, UNBATCHED_ATTN, [True, False])))
+def test_unbatched_mask_combinations_against_the_builtin(padding, attn, average):
+    masks = {k: v for k, v in (("key_padding_mask", UNBATCHED_PADDING[padding]),
+                               ("attn_mask", UNBATCHED_ATTN[attn])) if v is not None}
+    case = cmp._case("unbatched-combo", cross=True, unbatched=True, masks=masks,
+                     forward=dict(average_attn_weights=average))
+    outcome = _agrees(case)
+    assert outcome.builtin["weights"].shape == ((cmp.L, cmp.S) if average
+                                                else (2, cmp.L, cmp.S))
+
+
 @pytest.mark.parametrize("padding", [None, "bool"])
 @pytest.mark.parametrize("need_weights", [True, False])
 @pytest.mark.parametrize("batch_first", [False, True])
