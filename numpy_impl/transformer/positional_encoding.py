@@ -62,13 +62,15 @@ class LearnedPositionalEmbedding(Module):
         self.embedding = Embedding(max_len, d_model)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        N, T, _ = x.shape
+        T = x.shape[-2]
         check_length(T, self.max_len)
-        positions = np.broadcast_to(np.arange(T), (N, T))              # (N, T) row t per seq
-        return x + self.embedding(positions)                           # (N, T, C)
+        return x + self.embedding(np.arange(T))                        # (N, T, C) + (T, C)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        self.embedding.backward(grad_output)      # scatter-add: row t gets sum_n g[n, t]
+        # every sequence reads row t: sum the batch first (broadcasting's backward), then
+        # the embedding's scatter-add puts row t's sum_n g[n, t] into dL/dW[t]
+        T, C = grad_output.shape[-2:]
+        self.embedding.backward(grad_output.reshape(-1, T, C).sum(axis=0))   # (T, C)
         return grad_output                        # y = x + P: dL/dx = g
 
     def extra_repr(self) -> str:
