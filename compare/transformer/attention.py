@@ -8,9 +8,10 @@ dropout on the weights, and keys broadcast over the batch. Boolean masks are inp
 float mask and a dropout keep-mask are drawn once per case and given to the constructors
 (twins and witness alike), so that every floating-point input is one that gets a gradient
 -- which is also what lets ``verify`` take the functional pair
-``(scaled_dot_product_attention, scaled_dot_product_attention_backward)`` on every case. ``SelfAttention`` cases:
-query/key/value projections of one sequence, with and without bias, causal, a key-padding
-mask; the attention weights are an output too (a random upstream gradient reaches them).
+``(scaled_dot_product_attention, scaled_dot_product_attention_backward)`` on every case.
+``SelfAttention`` cases: query/key/value projections of one sequence, with and without
+bias, causal, a key-padding mask; the attention weights are an output too (a random
+upstream gradient reaches them).
 
 Witness: ``F.scaled_dot_product_attention``; with dropout, torch's own math kernel
 ``aten._scaled_dot_product_attention_math``, the one F.scaled_dot_product_attention runs on

@@ -111,7 +111,8 @@ def sum_to_shape(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 def scaled_dot_product_attention(query: np.ndarray, key: np.ndarray, value: np.ndarray,
                                  attn_mask: np.ndarray | None = None, dropout_p: float = 0.0,
                                  is_causal: bool = False, scale: float | None = None, *,
-                                 dropout_mask: np.ndarray | None = None):
+                                 dropout_mask: np.ndarray | None = None,
+                                 ) -> tuple[np.ndarray, AttentionCache]:
     """softmax(scale Q K^T + M) V with torch's arguments; returns (out, cache).
 
     ``dropout_mask`` (bool, True = keep, broadcastable to (..., L, S)) replays a given dropout
@@ -135,7 +136,8 @@ def scaled_dot_product_attention(query: np.ndarray, key: np.ndarray, value: np.n
 
 
 def attention_backward(grad_out: np.ndarray, cache: AttentionCache,
-                       grad_weights: np.ndarray | None = None):
+                       grad_weights: np.ndarray | None = None,
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Returns (dQ, dK, dV, dS); ``grad_weights`` is dL/dP from a second use of the weights."""
     query, key, value, weights, dropped, keep, keep_scale, scale = cache
     # O = P~ V: the product rule gives both factors' gradients
@@ -154,7 +156,8 @@ def attention_backward(grad_out: np.ndarray, cache: AttentionCache,
             sum_to_shape(dvalue, value.shape), dscores)
 
 
-def scaled_dot_product_attention_backward(grad_out: np.ndarray, cache: AttentionCache):
+def scaled_dot_product_attention_backward(grad_out: np.ndarray, cache: AttentionCache,
+                                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Returns (dquery, dkey, dvalue) for grad_out = dL/dout."""
     dquery, dkey, dvalue, _ = attention_backward(grad_out, cache)
     return dquery, dkey, dvalue

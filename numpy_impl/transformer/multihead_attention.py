@@ -48,7 +48,8 @@ from numpy_impl import random
 from numpy_impl.layers.linear import Linear, linear_backward, linear_forward
 from numpy_impl.module import Module, Parameter
 from numpy_impl.transformer.attention import (
-    scaled_dot_product_attention, scaled_dot_product_attention_backward,
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_backward,
 )
 
 

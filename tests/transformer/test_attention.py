@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from compare.verify import verify
 from compare.finite_diff import numerical_gradient
+from compare.verify import verify
 from numpy_impl import random as numpy_random
 from numpy_impl.transformer import attention as na
 from torch_impl.transformer import attention as ta
@@ -48,7 +48,7 @@ def test_all_masked_row_is_zero_in_torch_and_in_both_twins(dtype, kind):
     grads = na.scaled_dot_product_attention_backward(g.numpy(), cache)
     assert np.all(grads[0][..., 1, :] == 0)
     rtol = 1e-12 if dtype == torch.float64 else 1e-5
-    for mine, theirs in zip((out_np, *grads), (out, q.grad, k.grad, v.grad)):
+    for mine, theirs in zip((out_np, *grads), (out, q.grad, k.grad, v.grad), strict=True):
         np.testing.assert_allclose(mine, theirs.detach().numpy(), rtol=rtol, atol=rtol)
 
     # the torch twin
@@ -79,7 +79,7 @@ def test_functional_backward_matches_finite_differences(masking):
     g = rng.standard_normal(out.shape)
     analytic = na.scaled_dot_product_attention_backward(g, cache)
     loss = lambda: float(np.sum(na.scaled_dot_product_attention(q, k, v, **options)[0] * g))
-    for grad, x in zip(analytic, (q, k, v)):
+    for grad, x in zip(analytic, (q, k, v), strict=True):
         numeric = numerical_gradient(loss, x)
         assert np.max(np.abs(grad - numeric)) <= 1e-7 * np.max(np.abs(numeric))
 

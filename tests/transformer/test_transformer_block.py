@@ -57,7 +57,7 @@ def test_blocks_stack_one_backward_per_block(norm_first):
     depth = 6
     twins = nn.ModuleList(TorchBlock(8, 2, norm_first=norm_first) for _ in range(depth)).double()
     blocks = [NumpyBlock(8, 2, norm_first=norm_first).double() for _ in range(depth)]
-    for block, twin in zip(blocks, twins):
+    for block, twin in zip(blocks, twins, strict=True):
         block.load_state_dict(twin.state_dict())
     rng = np.random.default_rng(2)
     x = rng.standard_normal((2, 5, 8))
@@ -75,8 +75,9 @@ def test_blocks_stack_one_backward_per_block(norm_first):
     ht.backward(torch.from_numpy(g))
     np.testing.assert_allclose(h, ht.detach().numpy(), rtol=1e-12)
     np.testing.assert_allclose(grad, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
-    for block, twin in zip(blocks, twins):
-        for (name, p), (tname, tp) in zip(block.named_parameters(), twin.named_parameters()):
+    for block, twin in zip(blocks, twins, strict=True):
+        for (name, p), (tname, tp) in zip(block.named_parameters(), twin.named_parameters(),
+                                          strict=True):
             assert name == tname
             scale = np.abs(tp.grad.numpy()).max()
             assert np.abs(p.grad - tp.grad.numpy()).max() <= 1e-10 * scale, name

@@ -1,6 +1,7 @@
 r"""The transformer block in PyTorch, pre-LN and post-LN: autograd does the backward.
 
-    SA(h) = dropout1(self_attn(h, h, h, causal mask)),   FF(h) = dropout2(linear2(dropout(gelu(linear1(h)))))
+    SA(h) = dropout1(self_attn(h, h, h, causal mask))
+    FF(h) = dropout2(linear2(dropout(gelu(linear1(h)))))
     pre-LN:  x1 = x + SA(norm1(x));   y = x1 + FF(norm2(x1))
     post-LN: x1 = norm1(x + SA(x));   y = norm2(x1 + FF(x1))
 
