@@ -32,8 +32,9 @@ state dict loads unchanged.
 
 Weights: with ``need_weights=True`` torch computes a plain softmax and returns the weights
 after dropout, averaged over heads (N, L, S) or per head (N, H, L, S); a query whose keys are
-all masked then gives NaN (weights and output), as in torch. With ``need_weights=False``
-torch uses scaled_dot_product_attention, where that row is 0; here likewise.
+all masked then gives NaN -- its weights, its output row, and in the backward every
+gradient it reaches (all of them), as in torch. With ``need_weights=False`` torch uses
+scaled_dot_product_attention, where that row is 0 with zero gradient; here likewise.
 
 Refused with a clear error: ``add_bias_kv``, ``add_zero_attn``, ``kdim``/``vdim`` other than
 ``embed_dim`` (separate projection weights).
@@ -174,11 +175,14 @@ class MultiheadAttention(Module):
             qh, kh, vh, mask, dropout_p, sdpa_causal, dropout_mask=dropout_mask)  # (N, H, L, D)
         weights = None
         if need_weights:
+            if mask is not None:  # torch's plain softmax: a query with no visible key is NaN
+                dead = np.isneginf(np.broadcast_to(mask, (N, H, L, S))).all(axis=-1)[..., None]
+                context = np.where(dead, np.nan, context)                   # (N, H, L, D)
+                # and so are its weights: the backward then spreads the NaN to every key and
+                # value, as torch's autograd does
+                cache = cache._replace(weights=np.where(dead, np.nan, cache.weights),
+                                       dropped=np.where(dead, np.nan, cache.dropped))
             weights = cache.dropped                                         # (N, H, L, S)
-            if mask is not None:  # torch's plain softmax: a query with no key gives NaN
-                dead = np.isneginf(np.broadcast_to(mask, weights.shape)).all(axis=-1)
-                context = np.where(dead[..., None], np.nan, context)
-                weights = np.where(dead[..., None], np.nan, weights)
             if average_attn_weights:
                 weights = weights.mean(axis=1)                              # (N, L, S)
         # merge the heads back: (N, H, L, D) -> (L, N, H, D) -> (L, N, E)

@@ -146,7 +146,8 @@ def test_builtin_dropout_mask_replayed_through_both_twins(need_weights):
 
 def test_an_all_masked_query_is_nan_with_weights_and_zero_without():
     """Pins torch 2.13.0: nn.MultiheadAttention's need_weights path is a plain softmax (NaN for
-    a query with no visible key); its need_weights=False path is SDPA (zeros). Both twins too."""
+    a query with no visible key, and NaN in every gradient); its need_weights=False path is
+    SDPA (zeros, finite gradients). Both twins too."""
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 2, 8))
     mask = np.zeros((3, 3), dtype=bool)
@@ -173,6 +174,23 @@ def test_an_all_masked_query_is_nan_with_weights_and_zero_without():
                 assert weights is None
         np.testing.assert_allclose(results[2][0][[0, 2]],
                                    results[0][0].detach().numpy()[[0, 2]], rtol=1e-12)
+        # the backward: with weights, NaN reaches every gradient (all keys and values read
+        # the dead row's weights); without, the dead query just gets none
+        g = rng.standard_normal((3, 2, 8))
+        grads = []
+        for module in (builtin, twin):
+            module.zero_grad()
+            xg = xt.clone().requires_grad_()
+            module(xg, xg, xg, attn_mask=mt, need_weights=need_weights)[0].backward(
+                torch.from_numpy(g))
+            grads.append((xg.grad.numpy(), module.in_proj_weight.grad.numpy()))
+        mine.zero_grad()
+        mine(x, x, x, attn_mask=mask, need_weights=need_weights)
+        grads.append((sum(mine.backward(g)), mine.in_proj_weight.grad))
+        for dx, dweight in grads:
+            assert np.isnan(dx).all() == need_weights and np.isnan(dweight).all() == need_weights
+            if not need_weights:
+                np.testing.assert_allclose(dx, grads[0][0], rtol=1e-12, atol=1e-14)
 
 
 def test_causal_mask_makes_output_at_t_independent_of_later_inputs():

@@ -106,6 +106,12 @@ class MultiheadAttention(nn.Module):
         qh = q.reshape(L, N, H, D).permute(1, 2, 0, 3)                   # (N, H, L, D)
         kh = k.reshape(S, N, H, D).permute(1, 2, 0, 3)                   # (N, H, S, D)
         vh = v.reshape(S, N, H, D).permute(1, 2, 0, 3)                   # (N, H, S, D)
+        if need_weights and mask is not None:
+            # torch's weights path is a plain softmax: a query with no visible key is 0/0, NaN,
+            # and the NaN reaches every key and value in the backward. A NaN query row does
+            # the same through this twin's attention.
+            dead = torch.isneginf(mask.expand(N, H, L, S)).all(dim=-1, keepdim=True)
+            qh = qh * torch.ones_like(dead, dtype=qh.dtype).masked_fill(dead, math.nan)
         dropout_p = self.dropout if self.training else 0.0
         if dropout_p > 0.0 and dropout_mask is None:
             dropout_mask = torch.rand(N, H, L, S, device=query.device) >= dropout_p
@@ -117,10 +123,6 @@ class MultiheadAttention(nn.Module):
             if dropout_p > 0.0:  # torch returns the weights after dropout
                 returned = weights * dropout_mask * (0.0 if dropout_p >= 1.0
                                                      else 1.0 / (1.0 - dropout_p))
-            if mask is not None:  # plain softmax in torch: a query with no key gives NaN
-                dead = torch.isneginf(mask.expand(N, H, L, S)).all(dim=-1, keepdim=True)
-                context = context.masked_fill(dead, math.nan)
-                returned = returned.masked_fill(dead, math.nan)
             if average_attn_weights:
                 returned = returned.mean(dim=1)                          # (N, L, S)
         merged = context.permute(2, 0, 1, 3).reshape(L, N, E)            # (L, N, E)
