@@ -88,12 +88,13 @@ def text_tokens() -> tuple[CharVocab, np.ndarray]:
 
 
 def train_state(config: dict[str, Any], steps: int, seed: int, *, batch: int = 16,
-                lr: float = 1e-2, log: Any = None) -> dict[str, np.ndarray]:
-    """The torch twin trained ``steps`` AdamW steps (float64) on the built-in text from a
+                lr: float = 1e-2, dtype: torch.dtype = torch.float64, log: Any = None,
+                ) -> dict[str, np.ndarray]:
+    """The torch twin trained ``steps`` AdamW steps (in ``dtype``) on the built-in text from a
     seeded init; returns its state dict as float64 arrays."""
     _, data = text_tokens()
     torch.manual_seed(seed)
-    model = torch_interp.InterpretableGPT(torch_interp.GPTConfig(**config)).double()
+    model = torch_interp.InterpretableGPT(torch_interp.GPTConfig(**config)).to(dtype)
     optimizer = model.configure_optimizers(0.1, lr, (0.9, 0.99), "cpu")
     rng = np.random.default_rng(seed)
     for step in range(1, steps + 1):
@@ -105,7 +106,7 @@ def train_state(config: dict[str, Any], steps: int, seed: int, *, batch: int = 1
         optimizer.step()
         if log is not None and (step % 100 == 0 or step in (1, steps)):
             log(f"step {step:5d}  loss {loss.item():.4f}")
-    return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return {k: v.detach().double().numpy().copy() for k, v in model.state_dict().items()}
 
 
 @functools.cache
@@ -400,11 +401,13 @@ def plot_maps(path: Path, title: str, numpy_values: dict[str, np.ndarray],
                           **({} if limits is None else dict(vmin=limits[0], vmax=limits[1])))
         ax.set_title(name, fontsize=9)
         if "per head" in name:
+            ax.set_xticks(range(data.shape[1]))
             ax.set_xlabel("head")
         else:
             ax.set_xticks(range(T), labels, fontsize=7)
             ax.set_xlabel("position (clean prompt)")
         ax.set_ylabel("layer")
+        ax.set_yticks(range(data.shape[0]))
         plt.colorbar(image, ax=ax, fraction=0.04)
     fig.suptitle(f"{title} (float64; prompt {prompt}, answer {setup['answer'][prompt]} vs "
                  f"{setup['wrong'][prompt]})")
@@ -429,3 +432,129 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
 
 
 CONCEPT.extra_plots = extra_plots
+
+
+# --- python -m compare.advanced.interpretability --train ---------------------------------------
+def induction_prompts(vocab_size: int, batch: int, half: int, rng: np.random.Generator,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """For a model of any vocabulary: random tokens r_1..r_k then r_1..r_{k-1} (an induction
+    model predicts r_k); the corrupted copy changes the first r_k."""
+    seq = rng.integers(0, vocab_size, (batch, half))
+    clean = np.concatenate([seq, seq[:, :-1]], axis=1)                 # (B, 2k - 1)
+    corrupted = clean.copy()
+    corrupted[:, half - 1] = (clean[:, half - 1] + rng.integers(1, vocab_size, batch)) \
+        % vocab_size
+    return clean, corrupted
+
+
+def demo(config: dict[str, Any], state: dict[str, np.ndarray], *, batch: int, seed: int,
+         out: Path, log: Any = print) -> dict[str, Any]:
+    """Every analysis in both twins (float64) on one state; prints the agreement, the
+    timings, the strongest heads and patching sites; writes the heat maps."""
+    vocab, _ = text_tokens()
+    rng = np.random.default_rng(seed)
+    T = config["block_size"]
+    if config["vocab_size"] == vocab.size:
+        clean, corrupted = text_prompts(config, batch, T, T // 2, rng)
+        decode = vocab.decode
+    else:
+        clean, corrupted = induction_prompts(config["vocab_size"], batch, (T + 1) // 2, rng)
+        decode = None
+    reference = torch_interp.InterpretableGPT(torch_interp.GPTConfig(**config)).double()
+    reference.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+    answer, wrong = choose_tokens(reference.eval(), clean, corrupted)
+    setup = dict(config=config, state=state, clean=clean, corrupted=corrupted, answer=answer,
+                 wrong=wrong)
+    trial = Trial("float64")
+    seconds = {}
+    started = time.perf_counter()
+    numpy_values = numpy_analysis(build(numpy_interp.InterpretableGPT, "numpy", setup, trial),
+                                  setup)
+    seconds["numpy"] = time.perf_counter() - started
+    started = time.perf_counter()
+    torch_values = torch_analysis(build(torch_interp.InterpretableGPT, "torch", setup, trial),
+                                  setup)
+    seconds["torch"] = time.perf_counter() - started
+    worst = max(float(np.max(np.abs(numpy_values[k] - torch_values[k]))
+                      / max(float(np.max(np.abs(torch_values[k]))), 1e-300))
+                for k in numpy_values)
+    log(f"analyses of {batch} prompt pairs of {clean.shape[1]} tokens: numpy "
+        f"{seconds['numpy']:.2f} s, torch {seconds['torch']:.2f} s; worst normwise "
+        f"|numpy - torch| over {len(numpy_values)} maps: {worst:.1e}")
+    heads = numpy_values["dla.heads"].mean(0)                              # (L, H)
+    top = np.argsort(-np.abs(heads), axis=None)[:3]
+    log("direct logit attribution, mean over prompts, strongest heads: " + ", ".join(
+        f"{l}.{h} ({heads[l, h]:+.3f})" for l, h in zip(*np.unravel_index(top, heads.shape),
+                                                         strict=True)))
+    effect = numpy_interp.normalized_effect(numpy_values["patch.resid"],
+                                            numpy_values["ld.clean"],
+                                            numpy_values["ld.corrupted"]).mean(0)  # (L+1, T)
+    log("activation patching of the residual stream (normalized, mean over prompts), "
+        "layer by position:\n" + np.array2string(effect, precision=2, suppress_small=True,
+                                                 max_line_width=160))
+    path = plot_maps(Path(out) / "interpretability_demo.png",
+                     f"GPT {config['n_layer']} layers x {config['n_head']} heads, "
+                     f"{config['n_embd']} wide", numpy_values, torch_values, setup, decode)
+    log(f"wrote {path}")
+    return dict(numpy=numpy_values, torch=torch_values, seconds=seconds, worst=worst,
+                plot=path)
+
+
+def train_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m compare.advanced.interpretability --train",
+        description="Train a character GPT on the built-in text (or load a nanoGPT-style "
+                    "checkpoint), run every interpretability analysis in both twins and "
+                    "plot the maps.")
+    parser.add_argument("--train", action="store_true")
+    parser.add_argument("--checkpoint", type=Path, metavar="FILE",
+                        help="a nanoGPT state dict or ckpt.pt (default: train one here)")
+    parser.add_argument("--steps", type=int, default=500)
+    parser.add_argument("--n-layer", type=int, default=4)
+    parser.add_argument("--n-head", type=int, default=4)
+    parser.add_argument("--n-embd", type=int, default=64)
+    parser.add_argument("--block-size", type=int, default=32)
+    parser.add_argument("--prompts", type=int, default=4, help="prompt pairs (default 4)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR")
+    args = parser.parse_args(argv)
+    if min(args.steps, args.n_layer, args.n_head, args.n_embd, args.block_size, args.prompts,
+           args.threads) < 1:
+        parser.error("sizes, --steps, --prompts and --threads must be positive")
+    if args.n_embd % args.n_head:
+        parser.error("--n-embd must be a multiple of --n-head")
+    torch.set_num_threads(args.threads)
+    if args.checkpoint is not None:
+        try:
+            config, state = load_checkpoint(args.checkpoint)
+        except (OSError, KeyError, RuntimeError, ValueError) as error:
+            print(f"interpretability --train: error: cannot read {args.checkpoint} as a "
+                  f"nanoGPT state dict ({error})", file=sys.stderr)
+            return 2
+        print(f"loaded {args.checkpoint}: {config}")
+    else:
+        vocab, _ = text_tokens()
+        config = dict(block_size=args.block_size, vocab_size=vocab.size, n_layer=args.n_layer,
+                      n_head=args.n_head, n_embd=args.n_embd, dropout=0.0, bias=True)
+        print(f"training the torch GPT ({args.n_layer} layers, {args.n_head} heads, "
+              f"{args.n_embd} wide, context {args.block_size}) for {args.steps} steps on the "
+              f"built-in text, float32, seed {args.seed}")
+        started = time.perf_counter()
+        state = train_state(config, args.steps, args.seed, batch=32, lr=3e-3,
+                            dtype=torch.float32, log=print)
+        print(f"trained in {time.perf_counter() - started:.1f} s")
+    demo(config, state, batch=args.prompts, seed=args.seed, out=args.out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--train" in argv:
+        return train_main(argv)
+    from compare.cli import main as cli_main
+    return cli_main(["run", CONCEPT.name, *argv])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
