@@ -283,15 +283,15 @@ def finite_differences(model: Any, setup: dict[str, Any], analytic: np.ndarray, 
     _, cache = model.run_with_cache(corrupted)
     pick = np.random.default_rng(seed + 1)
     chosen, numeric = [], []
-    for l in range(analytic.shape[1]):
-        x = np.ascontiguousarray(cache[f"resid.{l}"], dtype=np.float64)
+    for layer in range(analytic.shape[1]):
+        x = np.ascontiguousarray(cache[f"resid.{layer}"], dtype=np.float64)
 
-        def objective(l: int = l, x: np.ndarray = x) -> float:
-            logits, _ = model.run_with_cache(corrupted, {f"resid.{l}": x})
+        def objective(layer: int = layer, x: np.ndarray = x) -> float:
+            logits, _ = model.run_with_cache(corrupted, {f"resid.{layer}": x})
             return float(np.sum(model.logit_difference(logits, setup["answer"],
                                                        setup["wrong"])))
         index = np.sort(pick.choice(x.size, min(FD_SAMPLES, x.size), replace=False))
-        chosen.append(analytic[:, l].reshape(-1)[index])
+        chosen.append(analytic[:, layer].reshape(-1)[index])
         numeric.append(numerical_gradient(objective, x, index))
     return {"grad.resid": (np.concatenate(chosen), np.concatenate(numeric))}
 
@@ -484,8 +484,8 @@ def demo(config: dict[str, Any], state: dict[str, np.ndarray], *, batch: int, se
     heads = numpy_values["dla.heads"].mean(0)                              # (L, H)
     top = np.argsort(-np.abs(heads), axis=None)[:3]
     log("direct logit attribution, mean over prompts, strongest heads: " + ", ".join(
-        f"{l}.{h} ({heads[l, h]:+.3f})" for l, h in zip(*np.unravel_index(top, heads.shape),
-                                                         strict=True)))
+        f"{layer}.{h} ({heads[layer, h]:+.3f})"
+        for layer, h in zip(*np.unravel_index(top, heads.shape), strict=True)))
     effect = numpy_interp.normalized_effect(numpy_values["patch.resid"],
                                             numpy_values["ld.clean"],
                                             numpy_values["ld.corrupted"]).mean(0)  # (L+1, T)

@@ -79,14 +79,14 @@ class InterpretableGPT(GPT):
         pos = np.arange(t, dtype=np.int64)                                # (T,)
         x = self.transformer.wte(idx) + self.transformer.wpe(pos)         # (B, T, C)
         blocks = list(self.transformer.h.children())
-        for l, block in enumerate(blocks):
-            x = site(f"resid.{l}", x)                                     # (B, T, C)
+        for layer, block in enumerate(blocks):
+            x = site(f"resid.{layer}", x)                                 # (B, T, C)
             block.attn.track = True  # keeps P and the merged heads y
             attn = block.attn(block.ln_1(x))                              # (B, T, C)
-            cache[f"pattern.{l}"] = block.attn.intermediates["att"]       # (B, H, T, T)
-            cache[f"z.{l}"] = block.attn.intermediates["y"]               # (B, T, C)
-            x = x + site(f"attn_out.{l}", attn)                           # (B, T, C)
-            x = x + site(f"mlp_out.{l}", block.mlp(block.ln_2(x)))        # (B, T, C)
+            cache[f"pattern.{layer}"] = block.attn.intermediates["att"]   # (B, H, T, T)
+            cache[f"z.{layer}"] = block.attn.intermediates["y"]           # (B, T, C)
+            x = x + site(f"attn_out.{layer}", attn)                       # (B, T, C)
+            x = x + site(f"mlp_out.{layer}", block.mlp(block.ln_2(x)))    # (B, T, C)
         x = site(f"resid.{len(blocks)}", x)                               # (B, T, C)
         logits = self.lm_head(self.transformer.ln_f(x[:, [-1]]))          # (B, 1, V)
         return logits, cache
@@ -95,7 +95,7 @@ class InterpretableGPT(GPT):
     def logit_lens(self, cache: Cache) -> np.ndarray:
         """lens_l = ln_f(x_l) W_U^T for every layer l = 0..L: (L+1, B, T, V)."""
         L = self.config.n_layer
-        stream = np.stack([cache[f"resid.{l}"] for l in range(L + 1)])    # (L+1, B, T, C)
+        stream = np.stack([cache[f"resid.{layer}"] for layer in range(L + 1)])  # (L+1, B, T, C)
         return self.lm_head(self.transformer.ln_f(stream))                # (L+1, B, T, V)
 
     @staticmethod
@@ -124,8 +124,8 @@ class InterpretableGPT(GPT):
                   "ld.corrupted": self.logit_difference(corrupt_logits, answer, wrong)}
         for kind, layers in (("resid", L + 1), ("attn_out", L), ("mlp_out", L)):
             effects = []
-            for l in range(layers):
-                name = f"{kind}.{l}"
+            for layer in range(layers):
+                name = f"{kind}.{layer}"
                 patched = np.repeat(corrupt_cache[name][None], T, axis=0)  # (T, B, T, C)
                 # copy t takes the clean activation at position t: the diagonal (t, :, t)
                 patched[positions, :, positions] = clean_cache[name].transpose(1, 0, 2)
@@ -154,16 +154,16 @@ class InterpretableGPT(GPT):
             return np.sum(centred / sigma * gamma * d, axis=-1)
         emb = cache["resid.0"][:, -1]                                     # (B, C)
         heads, biases, mlps = [], [], []
-        for l, block in enumerate(self.transformer.h.children()):
+        for layer, block in enumerate(self.transformer.h.children()):
             W_O = block.attn.c_proj.weight.data                           # (C, C)
             C = W_O.shape[0]
-            z = cache[f"z.{l}"][:, -1].reshape(-1, H, C // H)             # (B, H, D)
+            z = cache[f"z.{layer}"][:, -1].reshape(-1, H, C // H)         # (B, H, D)
             per_head = np.einsum("bhd,chd->hbc", z, W_O.reshape(C, H, C // H))  # (H, B, C)
             heads.append(read(per_head))                                  # (H, B)
             b_O = block.attn.c_proj.bias
             biases.append(read(np.broadcast_to(b_O.data, emb.shape)) if b_O is not None
                           else np.zeros(emb.shape[0], emb.dtype))         # (B,)
-            mlps.append(read(cache[f"mlp_out.{l}"][:, -1]))               # (B,)
+            mlps.append(read(cache[f"mlp_out.{layer}"][:, -1]))           # (B,)
         beta = ln_f.bias.data if ln_f.bias is not None else np.zeros_like(gamma)
         return {"dla.embed": read(emb),                                   # (B,)
                 "dla.heads": np.stack(heads).transpose(2, 0, 1),          # (B, L, H)
@@ -186,9 +186,9 @@ class InterpretableGPT(GPT):
         grad_logits[rows, -1, wrong] -= 1.0
         self.zero_grad()
         self.backward(grad_logits)                                        # GPT.backward
-        grads = np.stack([self.intermediate_grads[f"h.{l}.x"] for l in range(L)], axis=1)
-        delta = np.stack([clean_cache[f"resid.{l}"] - self.intermediates[f"h.{l}.x"]
-                          for l in range(L)], axis=1)                     # (B, L, T, C)
+        grads = np.stack([self.intermediate_grads[f"h.{layer}.x"] for layer in range(L)], axis=1)
+        delta = np.stack([clean_cache[f"resid.{layer}"] - self.intermediates[f"h.{layer}.x"]
+                          for layer in range(L)], axis=1)                 # (B, L, T, C)
         self.track_intermediates = False
         return {"grad.resid": grads,                                      # (B, L, T, C)
                 "attribution.resid": np.sum(delta * grads, axis=-1)}      # (B, L, T)

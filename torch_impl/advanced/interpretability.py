@@ -65,14 +65,14 @@ class InterpretableGPT(GPT):
 
         handles = []
         blocks = list(self.transformer.h)
-        for l, block in enumerate(blocks):
-            handles.append(block.register_forward_pre_hook(before(f"resid.{l}")))
+        for layer, block in enumerate(blocks):
+            handles.append(block.register_forward_pre_hook(before(f"resid.{layer}")))
             if hasattr(block.attn, "attn_dropout"):
                 handles.append(block.attn.attn_dropout.register_forward_hook(
-                    read_input(f"pattern.{l}")))                # (B, H, T, T)
-            handles.append(block.attn.c_proj.register_forward_pre_hook(read_input(f"z.{l}")))
-            handles.append(block.attn.c_proj.register_forward_hook(after(f"attn_out.{l}")))
-            handles.append(block.mlp.c_proj.register_forward_hook(after(f"mlp_out.{l}")))
+                    read_input(f"pattern.{layer}")))            # (B, H, T, T)
+            handles.append(block.attn.c_proj.register_forward_pre_hook(read_input(f"z.{layer}")))
+            handles.append(block.attn.c_proj.register_forward_hook(after(f"attn_out.{layer}")))
+            handles.append(block.mlp.c_proj.register_forward_hook(after(f"mlp_out.{layer}")))
         handles.append(self.transformer.ln_f.register_forward_pre_hook(
             before(f"resid.{len(blocks)}")))
         try:
@@ -86,7 +86,7 @@ class InterpretableGPT(GPT):
     def logit_lens(self, cache: Cache) -> torch.Tensor:
         """lens_l = ln_f(x_l) W_U^T for every layer l = 0..L: (L+1, B, T, V)."""
         L = len(self.transformer.h)
-        stream = torch.stack([cache[f"resid.{l}"] for l in range(L + 1)])       # (L+1, B, T, C)
+        stream = torch.stack([cache[f"resid.{layer}"] for layer in range(L + 1)])  # (L+1, B, T, C)
         return self.lm_head(self.transformer.ln_f(stream))                     # (L+1, B, T, V)
 
     @staticmethod
@@ -113,8 +113,8 @@ class InterpretableGPT(GPT):
                   "ld.corrupted": self.logit_difference(corrupt_logits, answer, wrong)}
         for kind, layers in (("resid", L + 1), ("attn_out", L), ("mlp_out", L)):
             effects = []
-            for l in range(layers):
-                name = f"{kind}.{l}"
+            for layer in range(layers):
+                name = f"{kind}.{layer}"
                 patched = corrupt_cache[name].unsqueeze(0).repeat(T, 1, 1, 1)    # (T, B, T, C)
                 patched[positions, :, positions] = clean_cache[name].transpose(0, 1)
                 logits, _ = self.run_with_cache(repeated, {name: patched.flatten(0, 1)})
@@ -140,15 +140,15 @@ class InterpretableGPT(GPT):
             return ((c - c.mean(dim=-1, keepdim=True)) / sigma * ln_f.weight * d).sum(dim=-1)
         emb = cache["resid.0"][:, -1]                                             # (B, C)
         heads, biases, mlps = [], [], []
-        for l, block in enumerate(blocks):
+        for layer, block in enumerate(blocks):
             W_O = block.attn.c_proj.weight                                        # (C, C)
             C = W_O.shape[0]
-            z = cache[f"z.{l}"][:, -1].view(-1, H, C // H)                       # (B, H, D)
+            z = cache[f"z.{layer}"][:, -1].view(-1, H, C // H)                   # (B, H, D)
             heads.append(read(torch.einsum("bhd,chd->hbc", z, W_O.view(C, H, C // H))))  # (H, B)
             b_O = block.attn.c_proj.bias
             biases.append(read(b_O.expand_as(emb)) if b_O is not None
                           else torch.zeros(emb.shape[0], dtype=emb.dtype))
-            mlps.append(read(cache[f"mlp_out.{l}"][:, -1]))
+            mlps.append(read(cache[f"mlp_out.{layer}"][:, -1]))
         beta = ln_f.bias if ln_f.bias is not None else torch.zeros_like(ln_f.weight)
         return {"dla.embed": read(emb),
                 "dla.heads": torch.stack(heads).permute(2, 0, 1),                # (B, L, H)
@@ -165,10 +165,11 @@ class InterpretableGPT(GPT):
         with torch.no_grad():
             _, clean_cache = self.run_with_cache(clean)
         logits, cache = self.run_with_cache(corrupted)
-        stream = [cache[f"resid.{l}"] for l in range(L)]
+        stream = [cache[f"resid.{layer}"] for layer in range(L)]
         grads = torch.autograd.grad(self.logit_difference(logits, answer, wrong).sum(), stream)
         grads = torch.stack(grads, dim=1)                                         # (B, L, T, C)
-        delta = torch.stack([clean_cache[f"resid.{l}"] - stream[l].detach() for l in range(L)],
+        delta = torch.stack([clean_cache[f"resid.{layer}"] - stream[layer].detach()
+                             for layer in range(L)],
                             dim=1)                                                # (B, L, T, C)
         return {"grad.resid": grads, "attribution.resid": (delta * grads).sum(dim=-1)}
 
