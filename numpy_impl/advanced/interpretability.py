@@ -76,19 +76,19 @@ class InterpretableGPT(GPT):
 
         idx = np.asarray(idx)
         _, t = idx.shape
-        pos = np.arange(t, dtype=np.int64)                                # (T,)
-        x = self.transformer.wte(idx) + self.transformer.wpe(pos)         # (B, T, C)
+        pos = np.arange(t, dtype=np.int64)                                    # (T,)
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)             # (B, T, C)
         blocks = list(self.transformer.h.children())
         for layer, block in enumerate(blocks):
-            x = site(f"resid.{layer}", x)                                 # (B, T, C)
+            x = site(f"resid.{layer}", x)                                     # (B, T, C)
             block.attn.track = True  # keeps P and the merged heads y
-            attn = block.attn(block.ln_1(x))                              # (B, T, C)
-            cache[f"pattern.{layer}"] = block.attn.intermediates["att"]   # (B, H, T, T)
-            cache[f"z.{layer}"] = block.attn.intermediates["y"]           # (B, T, C)
-            x = x + site(f"attn_out.{layer}", attn)                       # (B, T, C)
-            x = x + site(f"mlp_out.{layer}", block.mlp(block.ln_2(x)))    # (B, T, C)
-        x = site(f"resid.{len(blocks)}", x)                               # (B, T, C)
-        logits = self.lm_head(self.transformer.ln_f(x[:, [-1]]))          # (B, 1, V)
+            attn = block.attn(block.ln_1(x))                                  # (B, T, C)
+            cache[f"pattern.{layer}"] = block.attn.intermediates["att"]       # (B, H, T, T)
+            cache[f"z.{layer}"] = block.attn.intermediates["y"]               # (B, T, C)
+            x = x + site(f"attn_out.{layer}", attn)                           # (B, T, C)
+            x = x + site(f"mlp_out.{layer}", block.mlp(block.ln_2(x)))        # (B, T, C)
+        x = site(f"resid.{len(blocks)}", x)                                   # (B, T, C)
+        logits = self.lm_head(self.transformer.ln_f(x[:, [-1]]))              # (B, 1, V)
         return logits, cache
 
     # --- the logit lens -------------------------------------------------------------------------
@@ -96,15 +96,15 @@ class InterpretableGPT(GPT):
         """lens_l = ln_f(x_l) W_U^T for every layer l = 0..L: (L+1, B, T, V)."""
         L = self.config.n_layer
         stream = np.stack([cache[f"resid.{layer}"] for layer in range(L + 1)])  # (L+1, B, T, C)
-        return self.lm_head(self.transformer.ln_f(stream))                # (L+1, B, T, V)
+        return self.lm_head(self.transformer.ln_f(stream))                    # (L+1, B, T, V)
 
     @staticmethod
     def logit_difference(logits: np.ndarray, answer: np.ndarray,
                          wrong: np.ndarray) -> np.ndarray:
         """LD = logits[b, -1, answer_b] - logits[b, -1, wrong_b]: (B,)."""
         rows = np.arange(logits.shape[0])
-        last = logits[:, -1]                                              # (B, V)
-        return last[rows, answer] - last[rows, wrong]                     # (B,)
+        last = logits[:, -1]                                                  # (B, V)
+        return last[rows, answer] - last[rows, wrong]                         # (B,)
 
     # --- activation patching ----------------------------------------------------------------------
     def activation_patching(self, clean: np.ndarray, corrupted: np.ndarray,
@@ -118,7 +118,7 @@ class InterpretableGPT(GPT):
         L = self.config.n_layer
         clean_logits, clean_cache = self.run_with_cache(clean)
         corrupt_logits, corrupt_cache = self.run_with_cache(corrupted)
-        repeated = np.tile(np.asarray(corrupted), (T, 1))                 # (T*B, T) copy-major
+        repeated = np.tile(np.asarray(corrupted), (T, 1))                     # (T*B, T) copy-major
         positions = np.arange(T)
         result = {"ld.clean": self.logit_difference(clean_logits, answer, wrong),
                   "ld.corrupted": self.logit_difference(corrupt_logits, answer, wrong)}
@@ -126,14 +126,14 @@ class InterpretableGPT(GPT):
             effects = []
             for layer in range(layers):
                 name = f"{kind}.{layer}"
-                patched = np.repeat(corrupt_cache[name][None], T, axis=0)  # (T, B, T, C)
+                patched = np.repeat(corrupt_cache[name][None], T, axis=0)     # (T, B, T, C)
                 # copy t takes the clean activation at position t: the diagonal (t, :, t)
                 patched[positions, :, positions] = clean_cache[name].transpose(1, 0, 2)
                 logits, _ = self.run_with_cache(
                     repeated, {name: patched.reshape(T * B, T, -1)})
                 ld = self.logit_difference(logits, np.tile(answer, T), np.tile(wrong, T))
-                effects.append(ld.reshape(T, B).T)                        # (B, T)
-            result[f"patch.{kind}"] = np.stack(effects, axis=1)           # (B, layers, T)
+                effects.append(ld.reshape(T, B).T)                            # (B, T)
+            result[f"patch.{kind}"] = np.stack(effects, axis=1)               # (B, layers, T)
         return result
 
     # --- direct logit attribution -----------------------------------------------------------------
@@ -143,33 +143,33 @@ class InterpretableGPT(GPT):
         its scale frozen, along d = W_U[answer] - W_U[wrong]. The parts sum to LD exactly."""
         L, H = self.config.n_layer, self.config.n_head
         ln_f = self.transformer.ln_f
-        W_U = self.lm_head.weight.data                                    # (V, C)
-        d = W_U[answer] - W_U[wrong]                                      # (B, C)
-        final = cache[f"resid.{L}"][:, -1]                                # (B, C)
-        sigma = np.sqrt(final.var(axis=-1, keepdims=True) + ln_f.eps)     # (B, 1) frozen scale
-        gamma = ln_f.weight.data                                          # (C,)
+        W_U = self.lm_head.weight.data                                        # (V, C)
+        d = W_U[answer] - W_U[wrong]                                          # (B, C)
+        final = cache[f"resid.{L}"][:, -1]                                    # (B, C)
+        sigma = np.sqrt(final.var(axis=-1, keepdims=True) + ln_f.eps)         # (B, 1) frozen scale
+        gamma = ln_f.weight.data                                              # (C,)
 
         def read(c: np.ndarray) -> np.ndarray:                            # (..., B, C) -> (..., B)
             centred = c - c.mean(axis=-1, keepdims=True)                  # ln_f's mean removal
             return np.sum(centred / sigma * gamma * d, axis=-1)
-        emb = cache["resid.0"][:, -1]                                     # (B, C)
+        emb = cache["resid.0"][:, -1]                                         # (B, C)
         heads, biases, mlps = [], [], []
         for layer, block in enumerate(self.transformer.h.children()):
-            W_O = block.attn.c_proj.weight.data                           # (C, C)
+            W_O = block.attn.c_proj.weight.data                               # (C, C)
             C = W_O.shape[0]
-            z = cache[f"z.{layer}"][:, -1].reshape(-1, H, C // H)         # (B, H, D)
+            z = cache[f"z.{layer}"][:, -1].reshape(-1, H, C // H)             # (B, H, D)
             per_head = np.einsum("bhd,chd->hbc", z, W_O.reshape(C, H, C // H))  # (H, B, C)
-            heads.append(read(per_head))                                  # (H, B)
+            heads.append(read(per_head))                                      # (H, B)
             b_O = block.attn.c_proj.bias
             biases.append(read(np.broadcast_to(b_O.data, emb.shape)) if b_O is not None
-                          else np.zeros(emb.shape[0], emb.dtype))         # (B,)
-            mlps.append(read(cache[f"mlp_out.{layer}"][:, -1]))           # (B,)
+                          else np.zeros(emb.shape[0], emb.dtype))             # (B,)
+            mlps.append(read(cache[f"mlp_out.{layer}"][:, -1]))               # (B,)
         beta = ln_f.bias.data if ln_f.bias is not None else np.zeros_like(gamma)
-        return {"dla.embed": read(emb),                                   # (B,)
-                "dla.heads": np.stack(heads).transpose(2, 0, 1),          # (B, L, H)
-                "dla.attn_bias": np.stack(biases, axis=1),                # (B, L)
-                "dla.mlp": np.stack(mlps, axis=1),                        # (B, L)
-                "dla.ln_bias": d @ beta}                                  # (B,)
+        return {"dla.embed": read(emb),                                       # (B,)
+                "dla.heads": np.stack(heads).transpose(2, 0, 1),              # (B, L, H)
+                "dla.attn_bias": np.stack(biases, axis=1),                    # (B, L)
+                "dla.mlp": np.stack(mlps, axis=1),                            # (B, L)
+                "dla.ln_bias": d @ beta}                                      # (B,)
 
     # --- attribution patching: the gradient of LD through the GPT's own backward -----------------
     def attribution_patching(self, clean: np.ndarray, corrupted: np.ndarray,
@@ -188,10 +188,10 @@ class InterpretableGPT(GPT):
         self.backward(grad_logits)                                        # GPT.backward
         grads = np.stack([self.intermediate_grads[f"h.{layer}.x"] for layer in range(L)], axis=1)
         delta = np.stack([clean_cache[f"resid.{layer}"] - self.intermediates[f"h.{layer}.x"]
-                          for layer in range(L)], axis=1)                 # (B, L, T, C)
+                          for layer in range(L)], axis=1)                     # (B, L, T, C)
         self.track_intermediates = False
-        return {"grad.resid": grads,                                      # (B, L, T, C)
-                "attribution.resid": np.sum(delta * grads, axis=-1)}      # (B, L, T)
+        return {"grad.resid": grads,                                          # (B, L, T, C)
+                "attribution.resid": np.sum(delta * grads, axis=-1)}          # (B, L, T)
 
 
 def normalized_effect(patched: np.ndarray, ld_clean: np.ndarray,

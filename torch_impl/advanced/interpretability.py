@@ -69,14 +69,14 @@ class InterpretableGPT(GPT):
             handles.append(block.register_forward_pre_hook(before(f"resid.{layer}")))
             if hasattr(block.attn, "attn_dropout"):
                 handles.append(block.attn.attn_dropout.register_forward_hook(
-                    read_input(f"pattern.{layer}")))            # (B, H, T, T)
+                    read_input(f"pattern.{layer}")))                              # (B, H, T, T)
             handles.append(block.attn.c_proj.register_forward_pre_hook(read_input(f"z.{layer}")))
             handles.append(block.attn.c_proj.register_forward_hook(after(f"attn_out.{layer}")))
             handles.append(block.mlp.c_proj.register_forward_hook(after(f"mlp_out.{layer}")))
         handles.append(self.transformer.ln_f.register_forward_pre_hook(
             before(f"resid.{len(blocks)}")))
         try:
-            logits, _ = self(idx)                                                # (B, 1, V)
+            logits, _ = self(idx)                                                 # (B, 1, V)
         finally:
             for handle in handles:
                 handle.remove()
@@ -87,7 +87,7 @@ class InterpretableGPT(GPT):
         """lens_l = ln_f(x_l) W_U^T for every layer l = 0..L: (L+1, B, T, V)."""
         L = len(self.transformer.h)
         stream = torch.stack([cache[f"resid.{layer}"] for layer in range(L + 1)])  # (L+1, B, T, C)
-        return self.lm_head(self.transformer.ln_f(stream))                     # (L+1, B, T, V)
+        return self.lm_head(self.transformer.ln_f(stream))                        # (L+1, B, T, V)
 
     @staticmethod
     def logit_difference(logits: torch.Tensor, answer: torch.Tensor,
@@ -115,12 +115,12 @@ class InterpretableGPT(GPT):
             effects = []
             for layer in range(layers):
                 name = f"{kind}.{layer}"
-                patched = corrupt_cache[name].unsqueeze(0).repeat(T, 1, 1, 1)    # (T, B, T, C)
+                patched = corrupt_cache[name].unsqueeze(0).repeat(T, 1, 1, 1)     # (T, B, T, C)
                 patched[positions, :, positions] = clean_cache[name].transpose(0, 1)
                 logits, _ = self.run_with_cache(repeated, {name: patched.flatten(0, 1)})
                 ld = self.logit_difference(logits, answer.repeat(T), wrong.repeat(T))  # (T*B,)
                 effects.append(ld.view(T, B).T)                                   # (B, T)
-            result[f"patch.{kind}"] = torch.stack(effects, dim=1)                # (B, layers, T)
+            result[f"patch.{kind}"] = torch.stack(effects, dim=1)                 # (B, layers, T)
         return result
 
     # --- direct logit attribution ---------------------------------------------------------------
@@ -131,7 +131,7 @@ class InterpretableGPT(GPT):
         blocks = list(self.transformer.h)
         L, H = len(blocks), self.config.n_head
         ln_f = self.transformer.ln_f
-        W_U = self.lm_head.weight                                                # (V, C)
+        W_U = self.lm_head.weight                                                 # (V, C)
         d = W_U[answer] - W_U[wrong]                                              # (B, C)
         final = cache[f"resid.{L}"][:, -1]                                        # (B, C)
         sigma = torch.sqrt(final.var(dim=-1, unbiased=False, keepdim=True) + ln_f.eps)  # (B, 1)
@@ -143,7 +143,7 @@ class InterpretableGPT(GPT):
         for layer, block in enumerate(blocks):
             W_O = block.attn.c_proj.weight                                        # (C, C)
             C = W_O.shape[0]
-            z = cache[f"z.{layer}"][:, -1].view(-1, H, C // H)                   # (B, H, D)
+            z = cache[f"z.{layer}"][:, -1].view(-1, H, C // H)                    # (B, H, D)
             heads.append(read(torch.einsum("bhd,chd->hbc", z, W_O.view(C, H, C // H))))  # (H, B)
             b_O = block.attn.c_proj.bias
             biases.append(read(b_O.expand_as(emb)) if b_O is not None
@@ -151,10 +151,10 @@ class InterpretableGPT(GPT):
             mlps.append(read(cache[f"mlp_out.{layer}"][:, -1]))
         beta = ln_f.bias if ln_f.bias is not None else torch.zeros_like(ln_f.weight)
         return {"dla.embed": read(emb),
-                "dla.heads": torch.stack(heads).permute(2, 0, 1),                # (B, L, H)
-                "dla.attn_bias": torch.stack(biases, dim=1),                     # (B, L)
-                "dla.mlp": torch.stack(mlps, dim=1),                             # (B, L)
-                "dla.ln_bias": d @ beta}                                         # (B,)
+                "dla.heads": torch.stack(heads).permute(2, 0, 1),                 # (B, L, H)
+                "dla.attn_bias": torch.stack(biases, dim=1),                      # (B, L)
+                "dla.mlp": torch.stack(mlps, dim=1),                              # (B, L)
+                "dla.ln_bias": d @ beta}                                          # (B,)
 
     # --- attribution patching: autograd's gradient of LD ------------------------------------------
     def attribution_patching(self, clean: torch.Tensor, corrupted: torch.Tensor,
