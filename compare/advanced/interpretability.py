@@ -147,8 +147,8 @@ def copying_head_state(attention: float = 30.0, gain: float = 3.0) -> dict[str, 
 def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """A nanoGPT-style checkpoint: a state dict, or nanoGPT's ``{"model": ..., "model_args":
     ...}``; ``_orig_mod.`` prefixes (torch.compile) are dropped; the config is read from
-    ``model_args`` or from the shapes (n_head from ``model_args`` only: default 1 per 64
-    wide, nanoGPT's GPT-2 head size)."""
+    ``model_args`` or from the shapes (n_head from ``model_args`` only: else one head per 64
+    wide, GPT-2's head size; the demo's ``--n-head`` overrides it)."""
     blob = torch.load(path, map_location="cpu", weights_only=True)
     args = blob.get("model_args", {}) if "model" in blob else {}
     state = blob["model"] if "model" in blob else blob
@@ -511,7 +511,9 @@ def train_main(argv: list[str]) -> int:
                         help="a nanoGPT state dict or ckpt.pt (default: train one here)")
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--n-layer", type=int, default=4)
-    parser.add_argument("--n-head", type=int, default=4)
+    parser.add_argument("--n-head", type=int, default=None,
+                        help="heads (default 4; with --checkpoint: from its model_args, else "
+                             "one per 64 wide -- a bare state dict does not say)")
     parser.add_argument("--n-embd", type=int, default=64)
     parser.add_argument("--block-size", type=int, default=32)
     parser.add_argument("--prompts", type=int, default=4, help="prompt pairs (default 4)")
@@ -519,10 +521,10 @@ def train_main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR")
     args = parser.parse_args(argv)
-    if min(args.steps, args.n_layer, args.n_head, args.n_embd, args.block_size, args.prompts,
-           args.threads) < 1:
+    if min(args.steps, args.n_layer, args.n_head or 1, args.n_embd, args.block_size,
+           args.prompts, args.threads) < 1:
         parser.error("sizes, --steps, --prompts and --threads must be positive")
-    if args.n_embd % args.n_head:
+    if args.checkpoint is None and args.n_embd % (args.n_head or 4):
         parser.error("--n-embd must be a multiple of --n-head")
     torch.set_num_threads(args.threads)
     if args.checkpoint is not None:
@@ -532,12 +534,16 @@ def train_main(argv: list[str]) -> int:
             print(f"interpretability --train: error: cannot read {args.checkpoint} as a "
                   f"nanoGPT state dict ({error})", file=sys.stderr)
             return 2
+        if args.n_head is not None:
+            if config["n_embd"] % args.n_head:
+                parser.error(f"--n-head must divide the checkpoint's n_embd {config['n_embd']}")
+            config["n_head"] = args.n_head
         print(f"loaded {args.checkpoint}: {config}")
     else:
         vocab, _ = text_tokens()
         config = dict(block_size=args.block_size, vocab_size=vocab.size, n_layer=args.n_layer,
-                      n_head=args.n_head, n_embd=args.n_embd, dropout=0.0, bias=True)
-        print(f"training the torch GPT ({args.n_layer} layers, {args.n_head} heads, "
+                      n_head=args.n_head or 4, n_embd=args.n_embd, dropout=0.0, bias=True)
+        print(f"training the torch GPT ({args.n_layer} layers, {config['n_head']} heads, "
               f"{args.n_embd} wide, context {args.block_size}) for {args.steps} steps on the "
               f"built-in text, float32, seed {args.seed}")
         started = time.perf_counter()

@@ -195,3 +195,15 @@ def test_verify_finds_an_off_by_one_patch_in_a_torch_class(tmp_path):
     failing = {d.name for d in report.diffs if not d.passed}
     assert "patch.resid" in failing
     assert all(name.startswith("patch.") for name in failing)
+
+
+def test_the_demo_trains_analyses_and_plots(tmp_path, capsys):
+    code = cmp.train_main(["--train", "--steps", "3", "--n-layer", "1", "--n-head", "2",
+                           "--n-embd", "16", "--block-size", "8", "--prompts", "2",
+                           "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert (tmp_path / "interpretability_demo.png").stat().st_size > 10_000
+    worst = float(out.split("over ")[1].split(": ")[1].split()[0])
+    assert worst < 1e-10                       # both twins' maps, float64
+    assert cmp.train_main(["--train", "--checkpoint", str(tmp_path / "missing.pt")]) == 2
