@@ -444,7 +444,7 @@ CONCEPT = Concept(
         _step("4-layer", n_layer=4),
         _step("no-bias", bias=False, fd=True),
         _step("dropout", dropout=0.2, fd=True),
-        _step("wider", n_embd=32, n_head=4, batch=3),
+        _step("3-layer-wider", n_layer=3, n_embd=32, n_head=4, batch=3),
         _step("short-sequence", length=5),
         _step("ignored-targets", ignore=True),
         _step("no-targets", targets=False),
