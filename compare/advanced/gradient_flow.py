@@ -94,12 +94,12 @@ def norms(values: dict[str, np.ndarray], depth: int) -> dict[str, np.ndarray]:
     """The per-layer norms from one side's named gradients (what each twin's
     ``gradient_norms`` returns): residual where the stream's gradients are there."""
     result = {}
-    streams = [values.get(f"grad.inter.stream.{l}") for l in range(depth + 1)]
+    streams = [values.get(f"grad.inter.stream.{layer}") for layer in range(depth + 1)]
     if all(s is not None for s in streams):
         result["norm.residual"] = np.array([np.linalg.norm(s) for s in streams])
     blocks = []
-    for l in range(depth):
-        prefix = f"grad.param.blocks.{l}."
+    for layer in range(depth):
+        prefix = f"grad.param.blocks.{layer}."
         blocks.append(np.sqrt(sum(np.sum(np.asarray(v, np.float64) ** 2)
                                   for k, v in values.items() if k.startswith(prefix))))
     result["norm.params"] = np.array(blocks)

@@ -55,7 +55,6 @@ uniform. More steps (``--steps 1000``) give cleaner prose.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path

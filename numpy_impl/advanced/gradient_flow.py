@@ -48,9 +48,9 @@ class DeepTransformer(Module):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         stream = {"stream.0": x}                                      # x_0: (N, T, C)
-        for l, block in enumerate(self.blocks.children(), 1):
+        for layer, block in enumerate(self.blocks.children(), 1):
             x = block(x)                                              # x_l: (N, T, C)
-            stream[f"stream.{l}"] = x
+            stream[f"stream.{layer}"] = x
         self.intermediates = stream
         return self.ln_f(x) if self.ln_f is not None else x           # y: (N, T, C)
 
@@ -59,9 +59,9 @@ class DeepTransformer(Module):
         g = self.ln_f.backward(grad_output) if self.ln_f is not None else grad_output
         grads = {f"stream.{self.depth}": g}                           # dL/dx_L
         blocks = list(self.blocks.children())
-        for l in reversed(range(self.depth)):
-            g = blocks[l].backward(g)                                 # dL/dx_l = block_l^T dL/dx_{l+1}
-            grads[f"stream.{l}"] = g
+        for layer in reversed(range(self.depth)):
+            g = blocks[layer].backward(g)                     # dL/dx_l = block_l^T dL/dx_{l+1}
+            grads[f"stream.{layer}"] = g
         self.intermediate_grads = dict(sorted(grads.items(), key=lambda kv: int(kv[0][7:])))
         return g
 
@@ -72,8 +72,8 @@ class DeepTransformer(Module):
 def gradient_norms(model: DeepTransformer) -> dict[str, np.ndarray]:
     """After a backward: ``residual`` (L + 1,) = ||dL/dx_l||, ``params`` (L,) = the norm of
     block l's parameter gradients (every parameter of the block as one vector)."""
-    residual = np.array([np.linalg.norm(model.intermediate_grads[f"stream.{l}"])
-                         for l in range(model.depth + 1)])
+    residual = np.array([np.linalg.norm(model.intermediate_grads[f"stream.{layer}"])
+                         for layer in range(model.depth + 1)])
     params = np.array([np.sqrt(sum(np.sum(p.grad.astype(np.float64) ** 2)
                                    for p in block.parameters()))
                        for block in model.blocks.children()])

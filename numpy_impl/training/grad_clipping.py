@@ -30,7 +30,6 @@ accepted here for the signature's sake (NumPy has one implementation).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 

@@ -82,8 +82,10 @@ from numpy_impl.layers.linear import Linear
 from numpy_impl.layers.losses import CrossEntropyLoss
 from numpy_impl.module import Module, ModuleList
 from numpy_impl.training.optimizers import AdamW
-from numpy_impl.transformer.attention import (scaled_dot_product_attention,
-                                              scaled_dot_product_attention_backward)
+from numpy_impl.transformer.attention import (
+    scaled_dot_product_attention,
+    scaled_dot_product_attention_backward,
+)
 
 Masks = dict[str, np.ndarray]
 
@@ -140,7 +142,7 @@ def _erf(x: np.ndarray) -> np.ndarray:
         last = int(np.argmax(np.abs(zb)))
         for n in range(1, 200):
             term *= two_z2
-            term /= 2 * n + 1                                         # term_n = term_{n-1} 2z^2/(2n+1)
+            term /= 2 * n + 1                             # term_n = term_{n-1} 2z^2 / (2n+1)
             total += term                                             # S_n = S_{n-1} + term_n
             if not abs(term[last]) > 0.25 * eps * abs(total[last]):
                 break

@@ -12,8 +12,7 @@ import torch
 
 from compare.verify import load, verify
 from numpy_impl import Parameter
-from numpy_impl.training.grad_clipping import (clip_grad_norm_, clip_grad_value_,
-                                               get_total_norm)
+from numpy_impl.training.grad_clipping import clip_grad_norm_, clip_grad_value_, get_total_norm
 from torch_impl.training import grad_clipping as torch_twin
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -117,7 +117,8 @@ def test_backward_without_targets_takes_grad_logits():
     assert model.backward(g) is None
     logits, _ = twin(torch.from_numpy(idx))
     logits.backward(torch.from_numpy(g))
-    for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+    for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters(),
+                                     strict=True):
         np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=0,
                                    atol=1e-12 * max(1.0, np.abs(q.grad.numpy()).max()),
                                    err_msg=name)

@@ -30,9 +30,9 @@ class DeepTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         stream = {"stream.0": x}
-        for l, block in enumerate(self.blocks, 1):
+        for layer, block in enumerate(self.blocks, 1):
             x = block(x)                                               # (N, T, C)
-            stream[f"stream.{l}"] = x
+            stream[f"stream.{layer}"] = x
         for tensor in stream.values():
             if tensor.requires_grad:
                 tensor.retain_grad()                                   # keep dL/dx_l
@@ -41,9 +41,9 @@ class DeepTransformer(nn.Module):
 
 
 def gradient_norms(model: DeepTransformer) -> dict[str, torch.Tensor]:
-    """After backward: ||dL/dx_l|| for l = 0..L and each block's parameter-gradient norm."""
-    residual = torch.stack([model.intermediates[f"stream.{l}"].grad.norm()
-                            for l in range(model.depth + 1)])
+    """After backward: ||dL/dx_l|| for layer = 0..L and each block's parameter-gradient norm."""
+    residual = torch.stack([model.intermediates[f"stream.{layer}"].grad.norm()
+                            for layer in range(model.depth + 1)])
     params = torch.stack([torch.sqrt(sum((p.grad.double() ** 2).sum() for p in block.parameters()))
                           for block in model.blocks])
     return {"residual": residual, "params": params}
