@@ -62,7 +62,9 @@ attention branch ``attn.out``, ``ln_2``, ``mlp.fc`` (before GELU), ``mlp.gelu``,
 
 nanoGPT's ``print`` calls (parameter counts, fused AdamW) are left out: a library call prints
 nothing. ``estimate_mfu`` (GPU utilisation) and ``from_pretrained`` (a download) are out of
-scope; the state dict of a pretrained GPT-2 of the same config loads with ``load_state_dict``.
+scope: a nanoGPT checkpoint's ``model`` state dict of the same config loads with
+``load_state_dict`` (Hugging Face GPT-2 weights need the transposes nanoGPT's
+``from_pretrained`` applies to their Conv1D layers first).
 """
 from __future__ import annotations
 
