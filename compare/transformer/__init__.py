@@ -1,0 +1,1 @@
+"""The `transformer` family: one comparison per concept."""

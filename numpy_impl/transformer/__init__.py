@@ -1,0 +1,1 @@
+"""The `transformer` family: NumPy twins with hand-written backward passes."""

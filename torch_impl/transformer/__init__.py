@@ -1,0 +1,1 @@
+"""The `transformer` family in idiomatic PyTorch: autograd does the backward."""
