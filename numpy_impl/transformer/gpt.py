@@ -114,64 +114,6 @@ def dropout_mask_shapes(config: GPTConfig, batch: int, length: int) -> dict[str,
     return shapes
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """erf by the series of ``numpy_impl.layers.activations.erf`` (all terms positive,
-    |z| <= 6, +-1 beyond), summed per magnitude band.
-
-    The library's ``erf`` runs every element until the slowest one has converged: ~90 terms
-    when some |z| is near 6. In a GPT's MLP most pre-activations are small and need a few
-    terms, so here the elements are split into bands of |z| (0-0.5, 0.5-1, 1-2, 2-3, 3-4.5,
-    4.5-6) and each band runs only as many terms as its own elements need -- the same sums to
-    an ulp, at a fraction of the cost (erf was half of a NumPy training step).
-    """
-    eps = np.finfo(x.dtype).eps
-    z = np.clip(x, -6.0, 6.0).reshape(-1)                             # (N,)
-    size = np.abs(z)
-    out = np.full_like(z, np.nan)                                     # NaN stays NaN
-    lower = 0.0
-    for upper in (0.5, 1.0, 2.0, 3.0, 4.5, np.inf):
-        band = np.flatnonzero((size >= lower) & (size < upper))       # (n,) one band
-        lower = upper
-        if band.size == 0:
-            continue
-        zb = z[band]
-        z2 = zb * zb
-        two_z2 = 2.0 * z2
-        term = zb.copy()                                              # n = 0 term: z
-        total = zb.copy()
-        # term_n / S_n grows with |z|: the band's largest |z| is the last to converge, so
-        # watching that one element is the library's "no term is still significant" test
-        last = int(np.argmax(np.abs(zb)))
-        for n in range(1, 200):
-            term *= two_z2
-            term /= 2 * n + 1                             # term_n = term_{n-1} 2z^2 / (2n+1)
-            total += term                                             # S_n = S_{n-1} + term_n
-            if not abs(term[last]) > 0.25 * eps * abs(total[last]):
-                break
-        out[band] = (2.0 / math.sqrt(math.pi)) * np.exp(-z2) * total  # 2/sqrt(pi) e^{-z^2} S
-    return np.where(np.abs(x) > 6.0, np.sign(x), out.reshape(x.shape)).astype(x.dtype)
-
-
-class GELU(activations.GELU):
-    """nanoGPT's ``nn.GELU()`` (exact): y = x Phi(x), dL/dx = g (Phi(x) + x phi(x)), with
-    Phi(x) = (1 + erf(x / sqrt 2)) / 2 computed once in forward and kept for backward
-    (``activations.GELU`` recomputes it there) and erf summed per magnitude band (``_erf``)."""
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        if self.approximate != "none":
-            return super().forward(x)
-        self._x = x
-        self._cdf = 0.5 * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))   # Phi(x)
-        return x * self._cdf                                          # x Phi(x)
-
-    def backward(self, grad_output: np.ndarray) -> np.ndarray:
-        if self.approximate != "none":
-            return super().backward(grad_output)
-        x = self._x
-        pdf = (1.0 / math.sqrt(2.0 * math.pi)) * np.exp(-0.5 * x * x)  # phi(x) = Phi'(x)
-        return grad_output * (self._cdf + x * pdf)                    # chain rule: f'(x) g
-
-
 class CausalSelfAttention(Module):
     """Multi-head causal self-attention: one c_attn for q, k, v, heads as a batch dim."""
 
@@ -231,7 +173,7 @@ class MLP(Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
         self.c_fc = Linear(config.n_embd, 4 * config.n_embd, bias=config.bias)
-        self.gelu = GELU()
+        self.gelu = activations.GELU()                                # exact, as nn.GELU()
         self.c_proj = Linear(4 * config.n_embd, config.n_embd, bias=config.bias)
         self.dropout = Dropout(config.dropout)
         self.track = False
