@@ -76,6 +76,22 @@ def _perturb_state(obj: Any) -> None:
                 p.data = p.data * FACTOR
 
 
+def _is_iterator(value: Any) -> bool:
+    return hasattr(value, "__next__") or isinstance(value, (list, tuple)) and any(
+        hasattr(v, "grad") for v in value)
+
+
+def _perturb_gradients(args: tuple) -> None:
+    """Gradients a function changed in place (parameters in a list argument) x FACTOR."""
+    for arg in args:
+        for p in (arg if isinstance(arg, list) else [arg]):
+            grad = getattr(p, "grad", None)
+            if isinstance(grad, torch.Tensor):
+                grad.mul_(FACTOR)
+            elif isinstance(grad, np.ndarray) and np.issubdtype(grad.dtype, np.floating):
+                grad *= FACTOR
+
+
 def _scaled_step(step: Any) -> Any:
     @functools.wraps(step)
     def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -110,7 +126,12 @@ def scaled(reference: Any) -> Any:
     if not inspect.isclass(reference):
         @functools.wraps(reference)
         def function(*args: Any, **kwargs: Any) -> Any:
-            return perturb(reference(*args, **kwargs))
+            # an iterable argument (parameters) is materialized so that what the function did
+            # to it in place (clip_grad_value_ returns None) can be made wrong too
+            args = tuple(list(a) if _is_iterator(a) else a for a in args)
+            result = perturb(reference(*args, **kwargs))
+            _perturb_gradients(args)
+            return result
         return function
     members: dict[str, Any] = {}
 
@@ -118,7 +139,11 @@ def scaled(reference: Any) -> Any:
         reference.__init__(self, *args, **kwargs)
         _perturb_state(self)
     members["__init__"] = __init__
-    for name in OUTPUT_METHODS:
+    # the methods that produce results: the usual entry points, and every public method the
+    # class itself defines (a concept's runner may call its own analysis methods)
+    own = [n for n, v in vars(reference).items() if callable(v) and not n.startswith("_")
+           and n not in ("step", "backward") and not isinstance(v, (staticmethod, classmethod))]
+    for name in dict.fromkeys([*OUTPUT_METHODS, *own]):
         defined = next((k.__dict__[name] for k in reference.__mro__ if name in k.__dict__), None)
         if callable(defined) and not (name == "__call__" and (
                 issubclass(reference, torch.nn.Module) or "forward" in dir(reference))):
