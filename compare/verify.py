@@ -116,11 +116,11 @@ class VerifyReport(Report):
             outcome = "agree" if self.passed else ("ERROR" if self.error else "MISMATCH")
         row = (f"{label:<44} {self.family}/{self.concept:<16} {outcome:<9} {self.ran} ran, "
                f"{len(self.skipped)} skipped")
+        if self.error:
+            row += "\n    " + self.error.splitlines()[0]
         first = next((d for d in self.failures if d.diagnosis), None)
         if first is not None:
             row += f"\n    {first.case} {first.dtype} {first.name}: {first.diagnosis}"
-        elif self.error:
-            row += "\n    " + self.error.splitlines()[0]
         return row
 
 
@@ -470,6 +470,8 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
         if side == "numpy":
             diffs += compare_fd(mine.fd, check="yours-vs-fd", case=case.name,
                                 tolerance=tolerance, full=yours)
+        record = getattr(cls, "record", None) or {}
+        references.contributions.update(record.get("contributions", {}))
         attach_diagnoses(diffs, references, case)
         _convention_diagnoses(diffs, getattr(cls, "record", None), references, tolerance)
         note = _dtype_note(yours, getattr(references, slot), dtype)

@@ -129,6 +129,12 @@ class _Pair:
     def cannot_express(self, init: dict[str, Any]) -> str:
         return ""
 
+    def contributions(self, name: str, counts: np.ndarray) -> None:
+        """How many terms the reference adds into each element of gradient ``name``: the
+        context that tells '=' from '+=' over overlapping windows."""
+        if self._recording:
+            type(self).record.setdefault("contributions", {})[name] = counts
+
     def alternative(self, convention: str, name: str, value: Any) -> None:
         """What tensor ``name`` would be under an undeclared ``convention``."""
         if self._recording and convention not in self.conventions:
@@ -240,6 +246,9 @@ class _BatchNorm(_Pair):
         return (1.0 - m) * old + m * batch_var * n / max(n - 1, 1)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
+        if not self.training and self._cache is None:
+            raise Skip(f"{self.forward_fn.__name__} keeps no cache in 'test' mode: its "
+                       "backward is for training mode only")
         dout = _rows(np.asarray(grad_output))                     # (N, C)
         dx, dgamma, dbeta = _unpack(self.backward_fn(dout, self._cache), 3, self.backward_fn)
         if self.weight is not None:
@@ -352,15 +361,18 @@ class _Dropout(_Pair):
         mask = np.asarray(mask, dtype=bool)
         out, self._cache = self._run(x, mask, drop)
         self._other = None
-        if not drop and self._recording and self.p > 0.0:
-            other_out, self._other = self._run(x, mask, drop=True)
+        if not drop and self._recording:
+            with np.errstate(all="ignore"):  # the other reading may divide by zero
+                other_out, self._other = self._run(x, mask, drop=True)
             self.alternative("drop-probability", "out", other_out)
         return _array(out, x.shape, "out", self.forward_fn)
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         (dx,) = _unpack(self.backward_fn(grad_output, self._cache), 1, self.backward_fn)
         if self._other is not None:
-            (other,) = _unpack(self.backward_fn(grad_output, self._other), 1, self.backward_fn)
+            with np.errstate(all="ignore"):
+                (other,) = _unpack(self.backward_fn(grad_output, self._other), 1,
+                                   self.backward_fn)
             self.alternative("drop-probability", "grad.input.x", other)
         return _array(dx, self._shape, "dx", self.backward_fn)
 
@@ -442,6 +454,8 @@ class _Conv(_Pair):
         batch = x[None] if self._unbatched else x                 # (N, C, H, W)
         b = self.bias.data if self.bias is not None else np.zeros(self.out_channels, x.dtype)
         conv_param = {"stride": self._stride, "pad": self._pad}
+        if self._recording:
+            self.contributions("grad.input.x", self._coverage(x.shape))
         out, self._cache = _forward(self.forward_fn, batch, self.weight.data, b, conv_param)
         out = np.asarray(out)
         if out.ndim != 4 or out.shape[:2] != (batch.shape[0], self.out_channels):
@@ -450,6 +464,17 @@ class _Conv(_Pair):
                               f"{self.out_channels}, H', W')")
         self._shape = batch.shape
         return out[0] if self._unbatched else out
+
+    def _coverage(self, shape: tuple[int, ...]) -> np.ndarray:
+        """How many windows read each input element (its gradient adds that many terms)."""
+        height, width = shape[-2:]
+        kernel_h, kernel_w = self.kernel_size
+        s, p = self._stride, self._pad
+        counts = np.zeros((height + 2 * p, width + 2 * p), np.int64)
+        for i in range(0, height + 2 * p - kernel_h + 1, s):     # every window position
+            for j in range(0, width + 2 * p - kernel_w + 1, s):
+                counts[i:i + kernel_h, j:j + kernel_w] += 1
+        return np.broadcast_to(counts[p:p + height, p:p + width], shape).copy()
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         dout = np.asarray(grad_output)
@@ -481,10 +506,25 @@ class _MaxPool(_Pair):
         pool_param = {"pool_height": height, "pool_width": width, "stride": self._stride}
         out, self._cache = _forward(self.forward_fn, batch, pool_param)
         rows = 1 + (batch.shape[2] - height) // self._stride
+        if self._recording:
+            self.contributions("grad.input.x", self._winners(batch).reshape(x.shape))
         columns = 1 + (batch.shape[3] - width) // self._stride
         out = _array(out, (*batch.shape[:2], rows, columns), "out", self.forward_fn)
         self._shape = batch.shape
         return out[0] if self._unbatched else out
+
+    def _winners(self, batch: np.ndarray) -> np.ndarray:
+        """How many windows each element is the (first) maximum of."""
+        height, width = self.kernel_size
+        s = self._stride
+        counts = np.zeros(batch.shape, np.int64)
+        n, c = np.indices(batch.shape[:2])
+        for i in range(0, batch.shape[2] - height + 1, s):        # every window position
+            for j in range(0, batch.shape[3] - width + 1, s):
+                window = batch[:, :, i:i + height, j:j + width].reshape(*batch.shape[:2], -1)
+                r, q = np.divmod(window.argmax(axis=2), width)  # (N, C) first max
+                counts[n, c, i + r, j + q] += 1
+        return counts
 
     def backward(self, grad_output: np.ndarray) -> np.ndarray:
         dout = np.asarray(grad_output)
