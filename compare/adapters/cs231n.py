@@ -58,6 +58,7 @@ class Layer:
     forward: str
     backwards: tuple[str, ...]      # batchnorm has an _alt backward too; empty for a loss
     build: Callable[..., type]
+    arity: int                      # the forward's positional parameters: (x, w, b) is 3
 
 
 def _unpack(result: Any, count: int, function: Callable) -> tuple:
@@ -625,27 +626,37 @@ class _RNNStep(_RNN):
 
 
 LAYERS = (
-    Layer("affine", "linear", "affine_forward", ("affine_backward",), _Affine),
-    Layer("relu", "activations:ReLU", "relu_forward", ("relu_backward",), _ReLU),
+    Layer("affine", "linear", "affine_forward", ("affine_backward",), _Affine, 3),
+    Layer("relu", "activations:ReLU", "relu_forward", ("relu_backward",), _ReLU, 1),
     Layer("batchnorm", "batchnorm", "batchnorm_forward",
-          ("batchnorm_backward", "batchnorm_backward_alt"), _BatchNorm),
-    Layer("layernorm", "layernorm", "layernorm_forward", ("layernorm_backward",), _LayerNorm),
-    Layer("dropout", "dropout", "dropout_forward", ("dropout_backward",), _Dropout),
-    Layer("conv", "conv2d", "conv_forward_naive", ("conv_backward_naive",), _Conv),
+          ("batchnorm_backward", "batchnorm_backward_alt"), _BatchNorm, 4),
+    Layer("layernorm", "layernorm", "layernorm_forward", ("layernorm_backward",), _LayerNorm, 4),
+    Layer("dropout", "dropout", "dropout_forward", ("dropout_backward",), _Dropout, 2),
+    Layer("conv", "conv2d", "conv_forward_naive", ("conv_backward_naive",), _Conv, 4),
     Layer("max_pool", "pooling:MaxPool2d", "max_pool_forward_naive",
-          ("max_pool_backward_naive",), _MaxPool),
+          ("max_pool_backward_naive",), _MaxPool, 2),
     Layer("word_embedding", "embedding", "word_embedding_forward",
-          ("word_embedding_backward",), _WordEmbedding),
-    Layer("rnn_step", "rnn", "rnn_step_forward", ("rnn_step_backward",), _RNNStep),
-    Layer("rnn", "rnn", "rnn_forward", ("rnn_backward",), _RNN),
-    Layer("softmax_loss", "losses:CrossEntropyLoss", "softmax_loss", (), _SoftmaxLoss),
+          ("word_embedding_backward",), _WordEmbedding, 2),
+    Layer("rnn_step", "rnn", "rnn_step_forward", ("rnn_step_backward",), _RNNStep, 5),
+    Layer("rnn", "rnn", "rnn_forward", ("rnn_backward",), _RNN, 5),
+    Layer("softmax_loss", "losses:CrossEntropyLoss", "softmax_loss", (), _SoftmaxLoss, 2),
 )
 
 
 def recognise(forward: Callable) -> Layer | None:
-    """The CS231n layer a forward function (or ``softmax_loss``) is, by its name."""
+    """The CS231n layer a forward function (or ``softmax_loss``) is: its name and its
+    signature (``affine_forward(x, w, b)``: three positional parameters, no ``*args``)."""
     name = getattr(forward, "__name__", "")
-    return next((layer for layer in LAYERS if layer.forward == name), None)
+    layer = next((layer for layer in LAYERS if layer.forward == name), None)
+    if layer is None:
+        return None
+    try:
+        parameters = list(inspect.signature(forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    variadic = any(p.kind is p.VAR_POSITIONAL for p in parameters)
+    return layer if len(positional) == layer.arity and not variadic else None
 
 
 def find(namespace: dict[str, Any]) -> list[tuple[Layer, Callable, Callable | None]]:
@@ -653,7 +664,7 @@ def find(namespace: dict[str, Any]) -> list[tuple[Layer, Callable, Callable | No
     found = []
     for layer in LAYERS:
         forward = namespace.get(layer.forward)
-        if not inspect.isfunction(forward):
+        if not inspect.isfunction(forward) or recognise(forward) is not layer:
             continue
         if not layer.backwards:
             found.append((layer, forward, None))
