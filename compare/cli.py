@@ -257,7 +257,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{len(found)} checked: {counts.count(0)} agree, {counts.count(1)} do not, "
               f"{counts.count(2)} could not run; {skipped} case(s) skipped")
     if args.plots is not None:
-        for label, report in found:
+        for _, report in found:
             if report.diffs:
                 path = report.plot(args.plots / f"verify_{report.concept}.png")
                 print(f"wrote {path}", file=sys.stderr)

@@ -52,8 +52,7 @@ from typing import Any
 import numpy as np
 
 from compare import registry
-from compare.adapters import Skip
-from compare.adapters import cs231n, micrograd
+from compare.adapters import Skip, cs231n, micrograd
 from compare.adapters.checks import ReturnProblem, checked, problem_sentence
 from compare.concept import Case, Concept, Trial
 from compare.metrics import measure

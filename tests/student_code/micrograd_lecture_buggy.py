@@ -1,6 +1,6 @@
 """The lecture engine with the lecture's own first bug: "=" where a node used twice needs "+="
-in __add__ and __mul__ (b = a + a gets half its gradient). Otherwise as micrograd_lecture.py: tanh and exp, but no relu, no
-number - Value and no number / Value (no __rsub__, no __rtruediv__)."""
+in __add__ and __mul__ (b = a + a gets half its gradient). Otherwise as micrograd_lecture.py:
+tanh and exp, but no relu, no number - Value and no number / Value."""
 import math
 
 
