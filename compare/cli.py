@@ -80,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="with FILE.py alone: the full table of every pair, not one row")
     verify.add_argument("--convention", action="append", default=[], metavar="NAME",
                         help="a convention your code follows, checked exactly under it: "
-                             "biased-running-var, drop-probability (repeatable)")
+                             "biased-running-var, drop-probability, bessel-variance "
+                             "(repeatable)")
 
     exercise = commands.add_parser(
         "exercise", help="write a skeleton file for your own implementation of a concept")

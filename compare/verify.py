@@ -123,6 +123,8 @@ class VerifyReport(Report):
                f"{len(self.skipped)} skipped")
         if self.error:
             row += "\n    " + self.error.splitlines()[0]
+        if not self.passed and self.notes:
+            row += "\n    note: " + self.notes[-1]
         vague = ("no simple pattern", "the value differs by no recognised factor")
         told = sorted((d for d in self.failures if d.diagnosis),
                       key=lambda d: d.diagnosis.startswith(vague))  # the specific ones first
@@ -420,6 +422,14 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
                           + ", ".join(cs231n.CONVENTIONS))
     label, side, resolved, selected, reference, cls = _implementation(
         impl, concept, frozenset(conventions))
+    variants = [c for c in selected if c.init.get("bessel")]  # opt-in: a named convention
+    if "bessel-variance" in conventions:
+        if not variants:
+            raise VerifyError(f"{resolved.name} has no Bessel-corrected variant; "
+                              "--convention bessel-variance applies to mlp")
+        selected, cls = variants, _taking(cls, "bessel")
+    else:
+        selected = [c for c in selected if c not in variants]
     if cases is not None:
         selected = [c for c in selected if c.name in cases]
     report = VerifyReport(concept=resolved.name, family=resolved.family, seed=seed,
@@ -495,7 +505,32 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
     if problem:
         errors.append(problem)
     report.error = "\n".join(errors)
+    if variants and "bessel-variance" not in conventions and report.exit_code == 1:
+        declared = verify(concept, impl, dtype=dtype, seed=seed,
+                          conventions=[*conventions, "bessel-variance"])
+        if declared.exit_code == 0:
+            report.notes.append(f"correct under a named convention: "
+                                f"{cs231n.CONVENTIONS['bessel-variance']}; declare it with "
+                                "--convention bessel-variance to check it exactly")
     return report
+
+
+def _taking(cls: Any, argument: str) -> Any:
+    """``cls`` if it takes ``argument``; else a subclass that accepts and drops it (the
+    user's class is the variant itself, e.g. the lecture's Bessel-corrected MLP)."""
+    try:
+        if argument in inspect.signature(cls).parameters:
+            return cls
+    except (TypeError, ValueError):
+        return cls
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807
+        kwargs.pop(argument, None)
+        cls.__init__(self, *args, **kwargs)
+
+    taking = type(cls.__name__, (cls,), {"__init__": __init__})
+    taking.__qualname__, taking.__module__ = cls.__qualname__, cls.__module__
+    return taking
 
 
 def verify_file(path: str | Path, *, dtype: str = "float64", seed: int = 0,

@@ -197,3 +197,31 @@ def test_a_file_with_nothing_recognisable_is_exit_2(capsys, tmp_path):
     path.write_text("def helper(x):\n    return x\n")
     assert main(["verify", str(path)]) == 2
     assert "defines no CS231n-style pair" in capsys.readouterr().err
+
+
+# --- the makemore backprop lecture's Bessel-corrected batch variance ----------------------------
+def test_the_lectures_bessel_corrected_mlp_is_named_and_declarable():
+    from numpy_impl.layers.mlp import CharMLP
+
+    class LectureMLP(CharMLP):  # the lecture's solution: 1/(B-1) in the batch variance
+        def __init__(self, vocab_size=27, block_size=3, n_embd=10, n_hidden=64,
+                     momentum=0.001, eps=1e-5):
+            super().__init__(vocab_size, block_size, n_embd, n_hidden, momentum, eps,
+                             bessel=True)
+
+    report = verify("mlp", LectureMLP, cases=["train"])
+    assert report.exit_code == 1
+    assert "--convention bessel-variance" in report.notes[-1]
+    declared = verify("mlp", LectureMLP, conventions=["bessel-variance"])
+    assert declared.exit_code == 0, declared.table()
+    assert {d.case for d in declared.diffs} == {"lecture-bessel", "lecture-bessel-eval"}
+    # a torch-convention solution (1/B) fails the declared variant: the convention is checked
+
+    class TorchConvention(CharMLP):
+        def __init__(self, vocab_size=27, block_size=3, n_embd=10, n_hidden=64,
+                     momentum=0.001, eps=1e-5):
+            super().__init__(vocab_size, block_size, n_embd, n_hidden, momentum, eps)
+
+    plain = verify("mlp", TorchConvention, conventions=["bessel-variance"],
+                   cases=["lecture-bessel"])
+    assert plain.exit_code == 1 and not plain.notes

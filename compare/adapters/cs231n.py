@@ -42,6 +42,10 @@ CONVENTIONS = {
                           "(1/N, as CS231n's bn_param) instead of torch's unbiased 1/(N-1)",
     "drop-probability": "dropout_param['p'] is the probability of dropping a unit (older "
                         "CS231n years) instead of keeping it",
+    # not a CS231n one: the makemore backprop lecture's; verify runs the concept's variant
+    # cases (those constructed with bessel=True) for it
+    "bessel-variance": "the batch variance that normalizes is Bessel-corrected, 1/(N-1) (the "
+                       "makemore backprop lecture), instead of torch's biased 1/N",
 }
 
 
