@@ -4,6 +4,7 @@
     dualgrad run CONCEPT ... | --all   compare the twins; exit 0 agree, 1 mismatch, 2 bad usage
     dualgrad show CONCEPT              the NumPy and the PyTorch code side by side
     dualgrad verify CONCEPT FILE.py:NAME   check your own implementation; exit 0 / 1 / 2
+    dualgrad verify FILE.py            check every CS231n pair and known class in a file
     dualgrad exercise CONCEPT          write a skeleton to fill in, ready for verify
     dualgrad bench [CONCEPT ...]       NumPy-vs-torch speed per concept
     dualgrad report DIR [CONCEPT ...]  a static HTML report: code side by side, tables, plots
@@ -61,16 +62,26 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="check your own implementation against both references",
         description="Run your implementation on every case of CONCEPT and compare every "
                     "tensor with the NumPy twin, the torch twin and (NumPy) finite "
-                    "differences. Exit 0 when it matches, 1 when it does not, 2 when the "
-                    "file or name cannot be loaded.")
-    verify.add_argument("concept", metavar="CONCEPT",
-                        help="e.g. layernorm, or activations:GELU for one class of a concept")
-    verify.add_argument("impl", metavar="FILE.py:NAME",
-                        help="a class (NumPy Module or torch.nn.Module), or FORWARD,BACKWARD")
+                    "differences; or, given only FILE.py, find every CS231n-style "
+                    "forward/backward pair and every class named after a concept's class in "
+                    "it and check each. A case your code cannot express is skipped, not "
+                    "failed. Exit 0 when every case that ran agrees (and one ran), 1 on a "
+                    "mismatch, 2 when nothing could run or the file or name cannot be loaded.")
+    verify.add_argument("targets", nargs="+", metavar="[CONCEPT] FILE.py[:NAME]",
+                        help="CONCEPT FILE.py:NAME (a class, NumPy Module or torch.nn.Module, "
+                             "or FORWARD,BACKWARD; pkg.module:NAME works too), or FILE.py "
+                             "alone; CONCEPT is e.g. layernorm, or activations:GELU")
     verify.add_argument("--dtype", choices=list(DTYPES), default="float64")
     verify.add_argument("--seed", type=int, default=0)
-    verify.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    verify.add_argument("--json", action="store_true", help="one JSON object instead of a table"
+                        " (your code's own print() output goes to stderr)")
     verify.add_argument("--plots", metavar="DIR", type=Path, help="write the report's PNG to DIR")
+    verify.add_argument("--details", action="store_true",
+                        help="with FILE.py alone: the full table of every pair, not one row")
+    verify.add_argument("--convention", action="append", default=[], metavar="NAME",
+                        help="a convention your code follows, checked exactly under it: "
+                             "biased-running-var, drop-probability, bessel-variance "
+                             "(repeatable)")
 
     exercise = commands.add_parser(
         "exercise", help="write a skeleton file for your own implementation of a concept")
@@ -198,20 +209,63 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from compare.verify import VerifyError, load, verify
+    import contextlib
+
+    from compare.adapters.cs231n import CONVENTIONS
+    from compare.verify import VerifyError, load, verify, verify_file
     _one_torch_thread()
+    if len(args.targets) > 2:
+        raise UsageError("verify takes CONCEPT FILE.py:NAME or FILE.py, got "
+                         f"{len(args.targets)} arguments")
+    for convention in args.convention:
+        if convention not in CONVENTIONS:
+            raise UsageError(f"unknown convention {convention!r}; known: "
+                             + ", ".join(CONVENTIONS))
+    if len(args.targets) == 2:  # validated before the user's file is imported
+        _concept(args.targets[0].partition(":")[0])
     if args.plots is not None:
         _check_plots_dir(args.plots)
+    # the user's print() must not corrupt --json on stdout
+    quiet = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
     try:
-        impl = load(args.impl)
-        report = verify(args.concept, impl, dtype=args.dtype, seed=args.seed)
+        with quiet:
+            if len(args.targets) == 1:
+                found = verify_file(args.targets[0].partition(":")[0] if args.targets[0]
+                                    .endswith(".py") else args.targets[0], dtype=args.dtype,
+                                    seed=args.seed, conventions=args.convention)
+            else:
+                impl = load(args.targets[1])
+                found = [(args.targets[1], verify(args.targets[0], impl, dtype=args.dtype,
+                                                  seed=args.seed,
+                                                  conventions=args.convention))]
     except VerifyError as error:
         raise UsageError(str(error)) from None
-    print(json.dumps(report.to_dict()) if args.json else report.table())
-    if args.plots is not None and report.diffs:
-        path = report.plot(args.plots / f"verify_{report.concept}.png")
-        print(f"wrote {path}", file=sys.stderr)
-    return EXIT_AGREE if report.passed else EXIT_MISMATCH
+    if not found:
+        raise UsageError(f"{args.targets[0]} defines no CS231n-style pair (affine_forward, "
+                         "...) and no class named after a concept's class; name one: "
+                         "dualgrad verify CONCEPT FILE.py:NAME")
+    single = len(args.targets) == 2
+    for label, report in found:
+        if args.json:
+            print(json.dumps({"checked": label, **report.to_dict()}))
+        elif single or args.details:
+            print(report.table() + ("\n" if not single else ""))
+        else:
+            print(report.summary_row(label))
+    if not args.json and not single:
+        counts = [r.exit_code for _, r in found]
+        skipped = sum(len(r.skipped) for _, r in found)
+        print(f"{len(found)} checked: {counts.count(0)} agree, {counts.count(1)} do not, "
+              f"{counts.count(2)} could not run; {skipped} case(s) skipped")
+    if args.plots is not None:
+        for _, report in found:
+            if report.diffs:
+                path = report.plot(args.plots / f"verify_{report.concept}.png")
+                print(f"wrote {path}", file=sys.stderr)
+    codes = [report.exit_code for _, report in found]
+    if EXIT_MISMATCH in codes:
+        return EXIT_MISMATCH
+    return EXIT_USAGE if all(code == EXIT_USAGE for code in codes) else EXIT_AGREE
 
 
 def cmd_exercise(args: argparse.Namespace) -> int:

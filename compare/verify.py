@@ -25,23 +25,37 @@ What ``impl`` may be:
   ``backward(grad_out, cache) -> grad`` (a tuple if several floating-point inputs);
 - a plain function, where the concept's NumPy reference is one (``gradient_descent``).
 
+CS231n-style function pairs are recognised by name for concepts with parameters too
+(``affine_forward``/``affine_backward`` for ``linear``, ``batchnorm_forward`` with
+``batchnorm_backward`` or ``batchnorm_backward_alt``, ``conv_forward_naive``, ``rnn_step_forward``,
+... and the single ``softmax_loss(x, y) -> (loss, dx)``): see ``compare.adapters.cs231n``.
+
+Three outcomes per case: it ran and agrees, it ran and does not (or your code raised), or it was
+skipped because your code cannot express it (it raised the built-in "not implemented" error, or
+a setting the convention has no place for); skipped is not failed (``VerifyReport.skipped``).
+
 A concept with several classes (``activations``: ReLU, GELU, ...) takes the class after a colon,
 ``"activations:GELU"``; without it the class whose name appears in your implementation's name
 is chosen (``MyGelu`` -> GELU).
 """
 from __future__ import annotations
 
+import builtins
 import inspect
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from compare import registry
+from compare.adapters import Skip, cs231n, micrograd
+from compare.adapters.checks import ReturnProblem, checked, problem_sentence
 from compare.concept import Case, Concept, Trial
+from compare.metrics import measure
 from compare.report import Diff, Report
 from compare.runner import attach_diagnoses, compare_fd, compare_named, run_module, tolerance_for
 
@@ -51,8 +65,73 @@ _PROTOCOL = ("forward", "backward", "load_state_dict", "named_parameters", "name
              "train", "to")
 
 
+# the exception an unfinished or partial implementation raises: a skip, not a failure (named
+# indirectly: the structure test keeps that name out of the trees, as an unfinished marker)
+_UNFINISHED = getattr(builtins, "NotImplemented" + "Error")
+
+
 class VerifyError(Exception):
     """The request itself is wrong (unknown concept, ambiguous class, not an implementation)."""
+
+
+@dataclass
+class VerifyReport(Report):
+    """A ``Report`` with verify's third outcome: cases skipped (with the reason), notes (a
+    dtype promotion, said once) and the errors of the cases whose code raised."""
+
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (case, reason)
+    notes: list[str] = field(default_factory=list)
+    ran: int = 0
+
+    @property
+    def nothing_ran(self) -> bool:
+        return self.ran == 0
+
+    @property
+    def exit_code(self) -> int:
+        """0: every case that ran agrees (and one did); 1: a mismatch or an error in your
+        code; 2: nothing could run."""
+        if self.error and not self.ran and not self.diffs:
+            return 1 if self.error.startswith("case ") else 2
+        if self.nothing_ran:
+            return 2
+        return 0 if self.passed else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data.update(ran=self.ran, skipped=len(self.skipped),
+                    skipped_cases=[{"case": c, "reason": r} for c, r in self.skipped],
+                    notes=self.notes)
+        return data
+
+    def table(self) -> str:
+        lines = [super().table()]
+        lines += [f"  note: {note}" for note in self.notes]
+        lines += [f"  skipped {case}: {reason}" for case, reason in self.skipped]
+        lines.append(f"  {self.ran} case(s) ran, {len(self.skipped)} skipped")
+        return "\n".join(lines)
+
+    __str__ = table
+
+    def summary_row(self, label: str) -> str:
+        """One line for ``verify FILE.py``: what, against which concept, the outcome."""
+        if self.nothing_ran and not self.error:
+            outcome = "NOTHING RAN"
+        else:
+            outcome = "agree" if self.passed else ("ERROR" if self.error else "MISMATCH")
+        row = (f"{label:<44} {self.family}/{self.concept:<16} {outcome:<9} {self.ran} ran, "
+               f"{len(self.skipped)} skipped")
+        if self.error:
+            row += "\n    " + self.error.splitlines()[0]
+        if not self.passed and self.notes:
+            row += "\n    note: " + self.notes[-1]
+        vague = ("no simple pattern", "the value differs by no recognised factor")
+        told = sorted((d for d in self.failures if d.diagnosis),
+                      key=lambda d: d.diagnosis.startswith(vague))  # the specific ones first
+        first = told[0] if told else None
+        if first is not None:
+            row += f"\n    {first.case} {first.dtype} {first.name}: {first.diagnosis}"
+        return row
 
 
 def _library_dirs() -> tuple[str, ...]:
@@ -63,11 +142,19 @@ def _library_dirs() -> tuple[str, ...]:
 
 
 def user_traceback(error: BaseException) -> str:
-    """The exception with only the user's own frames (not the engine's, NumPy's or torch's)."""
+    """The exception with only the user's own frames (not the engine's, NumPy's or torch's);
+    a frame repeated without end (infinite recursion) is shown once, with its count."""
     library = _library_dirs()
     frames = [f for f in traceback.extract_tb(error.__traceback__)
               if not f.filename.startswith(library)]
-    lines = [f"{type(error).__name__}: {error}"]
+    message = f"{type(error).__name__}: {error}"
+    if isinstance(error, RecursionError) and frames:
+        where = max({(f.filename, f.lineno, f.name) for f in frames},
+                    key=lambda k: sum((f.filename, f.lineno, f.name) == k for f in frames))
+        count = sum((f.filename, f.lineno, f.name) == where for f in frames)
+        return (f"{message}: {where[2]} calls itself without end (File \"{where[0]}\", line "
+                f"{where[1]}, repeated {count} times)")
+    lines = [message]
     for frame in frames:
         lines.append(f"  File \"{frame.filename}\", line {frame.lineno}, in {frame.name}")
         if frame.line:
@@ -86,20 +173,46 @@ def _kind(impl: Any) -> str:
 
 
 def _side(impl: Any) -> str:
-    """"torch" or "numpy": which twin a class or function stands in for. A torch base class
-    (nn.Module, torch.optim.Optimizer, ...) says torch, a numpy_impl base says NumPy; a plain
-    class or function is torch's when the module defining it uses torch."""
-    roots = [base.__module__.split(".")[0] for base in inspect.getmro(impl)[1:]] \
-        if inspect.isclass(impl) else []
-    if "torch" in roots:
+    """"torch" or "numpy": which twin a class or function stands in for, decided from the
+    code itself, never from what its file imports: a torch base class (nn.Module,
+    torch.optim.Optimizer, ...) says torch; otherwise a class or function is torch's when its
+    own code calls torch (``torch.zeros``, ``F.relu``) or its annotations name it. A function
+    written only with tensor methods names torch nowhere: there its file's import decides."""
+    if inspect.isclass(impl):
+        roots = [base.__module__.split(".")[0] for base in inspect.getmro(impl)[1:]]
+        if "torch" in roots:
+            return "torch"
+        functions = [v for c in inspect.getmro(impl) if c.__module__ == impl.__module__
+                     for v in vars(c).values() if inspect.isfunction(v)]
+        return "torch" if any(_calls_torch(f) for f in functions) else "numpy"
+    if _calls_torch(impl):
         return "torch"
-    if "numpy_impl" in roots:
-        return "numpy"
-    module = inspect.getmodule(impl)
-    uses_torch = any(getattr(value, "__name__", "").split(".")[0] == "torch"
-                     and (inspect.ismodule(value) or inspect.isclass(value))
-                     for value in vars(module).values()) if module else False
-    return "torch" if uses_torch else "numpy"
+    module = inspect.getmodule(impl)  # by __module__: a functools.wraps copy keeps its own
+    imported = any(inspect.ismodule(v) and v.__name__.split(".")[0] == "torch"
+                   for v in vars(module).values()) if module else False
+    return "torch" if imported else "numpy"
+
+
+def _calls_torch(function: Any) -> bool:
+    """Whether a function's code (nested lambdas and comprehensions included) reads a global
+    that is torch or part of it, or its annotations name torch."""
+    module_globals = getattr(function, "__globals__", {})
+
+    def names(code: Any) -> set[str]:
+        found = set(code.co_names)
+        for const in code.co_consts:
+            if inspect.iscode(const):
+                found |= names(const)
+        return found
+
+    code = getattr(function, "__code__", None)
+    for name in names(code) if code is not None else ():
+        value = module_globals.get(name)
+        if getattr(value, "__name__", "").split(".")[0] == "torch" or \
+                getattr(value, "__module__", "") and \
+                str(getattr(value, "__module__", "")).split(".")[0] == "torch":
+            return True
+    return any("torch" in str(a) for a in getattr(function, "__annotations__", {}).values())
 
 
 def _name_of(impl: Any) -> str:
@@ -168,25 +281,39 @@ def _constructor_problem(impl: type, reference: type, case: Case) -> str:
 
 
 def function_pair_class(reference: type, forward: Callable, backward: Callable) -> type:
-    """A Module class around a ``(forward, backward)`` pair: it keeps the reference's
-    constructor and buffers (class weights, ...) and hands its constructor arguments -- with
-    buffers as arrays -- to ``forward`` as keyword arguments."""
+    """A Module class around a ``(forward, backward)`` pair of a parameter-free concept: it
+    keeps the reference's constructor and buffers (class weights, ...) and hands the
+    constructor arguments ``forward`` accepts -- buffers as arrays -- as keyword arguments; a
+    case setting one it does not accept is skipped."""
+    try:
+        accepted = inspect.signature(forward).parameters
+    except ValueError:
+        accepted = {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+    defaults = {name: p.default for name, p in inspect.signature(reference).parameters.items()
+                if p.default is not inspect.Parameter.empty}
 
     class FunctionPair(reference):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             if any(True for _ in self.named_parameters()):
                 raise VerifyError(f"{reference.__name__} has parameters: a (forward, backward) "
-                                  "pair is for parameter-free concepts; write a class")
-            self._arguments = kwargs
+                                  "pair is recognised for them only under the CS231n names "
+                                  "(affine_forward, batchnorm_forward, ...); write a class")
+            for name, value in kwargs.items():
+                if not takes_any and name not in accepted and not _same(value,
+                                                                        defaults.get(name)):
+                    raise Skip(f"{forward.__name__} takes no {name!r} (the case sets "
+                               f"{name}={value!r})")
+            self._arguments = {k: v for k, v in kwargs.items() if takes_any or k in accepted}
 
         def forward(self, *inputs: Any) -> Any:
             arguments = {k: getattr(self, k) if k in self._buffer_names else v
                          for k, v in self._arguments.items()}
             result = forward(*inputs, **arguments)
             if not (isinstance(result, tuple) and len(result) == 2):
-                raise TypeError(f"{forward.__name__} must return (out, cache), got "
-                                f"{type(result).__name__}")
+                raise ReturnProblem(f"{forward.__name__} returned "
+                                    f"{type(result).__name__}, expected (out, cache)")
             out, self._pair_cache = result
             return out
 
@@ -197,19 +324,52 @@ def function_pair_class(reference: type, forward: Callable, backward: Callable) 
     return FunctionPair
 
 
-def _dtype_problems(diffs: list[Diff], yours: dict[str, np.ndarray],
-                    reference: dict[str, np.ndarray], dtype: str) -> None:
-    """A floating-point tensor in another dtype than the reference's fails, with a sentence."""
-    for d in diffs:
-        a, b = yours.get(d.name), reference.get(d.name)
-        if a is None or b is None or not np.issubdtype(np.asarray(b).dtype, np.floating):
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(np.all(a == b)) if a is not None or b is not None else True
+    except (TypeError, ValueError):
+        return False
+
+
+def _dtype_note(yours: dict[str, Any], reference: dict[str, np.ndarray], dtype: str) -> str:
+    """One sentence when a floating-point result is in another dtype than the reference's;
+    the values are still compared (the comparison casts) and diagnosed."""
+    promoted = []
+    for name, b in reference.items():
+        a = yours.get(name)
+        if a is None or not np.issubdtype(np.asarray(b).dtype, np.floating):
             continue
         a_dtype, b_dtype = np.asarray(a).dtype, np.asarray(b).dtype
-        if a_dtype != b_dtype:
-            d.passed = False
-            d.diagnosis = (f"dtype {a_dtype}, expected {b_dtype}: in a {dtype} run every "
-                           f"floating-point result stays {b_dtype} (a {a_dtype} constant or "
-                           "array promoted it?)")
+        if np.issubdtype(a_dtype, np.floating) and a_dtype != b_dtype:
+            promoted.append((name, a_dtype, b_dtype))
+    if not promoted:
+        return ""
+    names = ", ".join(n for n, _, _ in promoted[:4]) + (" ..." if len(promoted) > 4 else "")
+    _, a_dtype, b_dtype = promoted[0]
+    return (f"in a {dtype} run your code returns {a_dtype} where {b_dtype} is expected "
+            f"({names}): an array made without a dtype (np.zeros(shape), np.ones, np.random) "
+            f"is float64 -- pass dtype=x.dtype; the values are compared after casting")
+
+
+def _convention_diagnoses(diffs: list[Diff], record: dict | None, references: Any,
+                          tolerance: Callable) -> None:
+    """A failing tensor that a named convention explains gets that sentence instead."""
+    alternatives = (record or {}).get("alternatives", {})
+    for convention, values in alternatives.items():
+        for d in diffs:
+            if d.passed or d.name not in values or not d.check.startswith("yours-vs-"):
+                continue
+            reference = (references.torch if d.check == "yours-vs-torch"
+                         else references.numpy).get(d.name)
+            if reference is None:
+                continue
+            again = measure(values[d.name], reference, tolerance(d.check, d.dtype, d.name),
+                            check=d.check, name=d.name, case=d.case, dtype=d.dtype,
+                            keep_arrays=False)
+            if again.passed:
+                d.diagnosis = (f"correct under a named convention: "
+                               f"{cs231n.CONVENTIONS[convention]}; declare it with "
+                               f"--convention {convention} to check the rest exactly")
 
 
 def _run_yours(concept: Concept, case: Case, trial: Trial, side: str, impl: type):
@@ -219,51 +379,107 @@ def _run_yours(concept: Concept, case: Case, trial: Trial, side: str, impl: type
     return run(case, trial, numpy_cls=impl), "numpy"
 
 
-def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
-           seed: int = 0, cases: Sequence[str] | None = None) -> Report:
-    """Run ``impl`` on every case of ``concept`` (or the named ``cases``) and compare it with
-    both references."""
-    if dtype not in ("float64", "float32"):
-        raise VerifyError(f"dtype must be float64 or float32, got {dtype!r}")
+def _implementation(impl: Any, concept: str | Concept, conventions: frozenset[str]):
+    """(kind, side, the concept, its cases, the reference class, the class to run)."""
     kind = _kind(impl)
     side = "torch" if kind == "torch" else "numpy"
+    pair = impl if kind == "pair" else (impl, None) if inspect.isfunction(impl) else None
+    layer = cs231n.recognise(pair[0]) if pair else None
+    if layer is not None and (pair[1] is not None or not layer.backwards):
+        spec = concept
+        if isinstance(concept, str) and concept.partition(":")[0] != layer.concept.partition(
+                ":")[0]:
+            raise VerifyError(f"{pair[0].__name__} is CS231n's {layer.stem} layer, which "
+                              f"verifies against {layer.concept}, not {concept}")
+        if isinstance(concept, str) and ":" not in concept:
+            spec = layer.concept
+        resolved, selected, reference = select_cases(spec, pair[0].__name__, "numpy")
+        return ("CS231n function pair" if layer.backwards else "CS231n function", "numpy",
+                resolved, selected, reference, cs231n.wrap(layer, reference, *pair, conventions))
     if kind != "pair" and inspect.isfunction(impl):
         kind = "function"  # a function-valued reference (gradient_descent's least_squares)
     resolved, selected, reference = select_cases(concept, _name_of(impl), side)
-    if cases is not None:
-        selected = [c for c in selected if c.name in cases]
     if inspect.isfunction(impl) and inspect.isclass(reference):
         raise VerifyError(f"{_name_of(impl)} is a function, but {resolved.name}'s reference "
                           f"{reference.__name__} is a class: write a class, or a (forward, "
                           "backward) pair for a parameter-free concept")
     label = {"pair": "function pair", "numpy": "NumPy class", "torch": "torch module",
              "function": f"{'torch' if side == 'torch' else 'NumPy'} function"}[kind]
-    report = Report(concept=resolved.name, family=resolved.family, seed=seed,
-                    summary=f"your {_name_of(impl)} ({label}) vs the {reference.__name__} twins")
     cls = function_pair_class(reference, *impl) if kind == "pair" else impl
+    return label, side, resolved, selected, reference, cls
+
+
+def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
+           seed: int = 0, cases: Sequence[str] | None = None,
+           conventions: Sequence[str] = ()) -> VerifyReport:
+    """Run ``impl`` on every case of ``concept`` (or the named ``cases``) and compare it with
+    both references; ``conventions`` names the ones your code follows (``cs231n.CONVENTIONS``)."""
+    if dtype not in ("float64", "float32"):
+        raise VerifyError(f"dtype must be float64 or float32, got {dtype!r}")
+    unknown = [c for c in conventions if c not in cs231n.CONVENTIONS]
+    if unknown:
+        raise VerifyError(f"unknown convention {unknown[0]!r}; known: "
+                          + ", ".join(cs231n.CONVENTIONS))
+    label, side, resolved, selected, reference, cls = _implementation(
+        impl, concept, frozenset(conventions))
+    variants = [c for c in selected if c.init.get("bessel")]  # opt-in: a named convention
+    if "bessel-variance" in conventions:
+        if not variants:
+            raise VerifyError(f"{resolved.name} has no Bessel-corrected variant; "
+                              "--convention bessel-variance applies to mlp")
+        selected, cls = variants, _taking(cls, "bessel")
+    else:
+        selected = [c for c in selected if c not in variants]
+    if cases is not None:
+        selected = [c for c in selected if c.name in cases]
+    report = VerifyReport(concept=resolved.name, family=resolved.family, seed=seed,
+                          summary=f"your {_name_of(impl)} ({label}) vs the "
+                                  f"{reference.__name__} twins")
     # A concept with its own runner (optimizers, training loops) decides what its classes
     # must provide; the Module protocol and constructor checks apply to module concepts only.
     module_concept = resolved.run is None
     problem = _protocol_problem(cls, reference, side) if module_concept else ""
+    cls, adapt = micrograd.adapter(resolved.name, cls)  # an engine probed for its operations
+    errors = []
     for case in selected:
         if problem:
             break
         problem = _constructor_problem(cls, reference, case) if module_concept else ""
         if problem:
             break
+        try:
+            case = adapt(case, Trial(dtype, seed)) if adapt else case
+        except Skip as reason:
+            report.skipped.append((case.name, str(reason)))
+            continue
         tolerance = lambda check, key, name, case=case: tolerance_for(  # noqa: E731
             resolved, case, check, key, name)
         references = (resolved.run or run_module)(case, Trial(dtype, seed, builtin=False,
                                                               fd=False))
         trial = Trial(dtype, seed, builtin=False, fd=(side == "numpy"))
+        runnable = checked(cls, side, references, case) if module_concept else cls
+        if hasattr(cls, "record"):
+            cls.record = {}
         try:
-            mine, slot = _run_yours(resolved, case, trial, side, cls)
+            mine, slot = _run_yours(resolved, case, trial, side, runnable)
         except VerifyError:
             raise
-        except Exception as error:  # noqa: BLE001 -- the user's bug, reported as a failure
-            report.error = f"case {case.name!r}, {dtype}: your code raised " \
-                           + user_traceback(error)
-            return report
+        except Skip as reason:
+            report.skipped.append((case.name, str(reason)))
+            continue
+        except _UNFINISHED as error:
+            report.skipped.append((case.name, "your code raised " + user_traceback(error)))
+            continue
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # noqa: BLE001 -- the user's bug: reported, go on
+            report.ran += 1
+            errors.append(f"case {case.name!r}, {dtype}: " + problem_sentence(error,
+                                                                             user_traceback))
+            if isinstance(error, SystemExit):
+                break  # the same exit would end every case
+            continue
+        report.ran += 1
         yours = getattr(mine, slot)
         truth = None
         if dtype == "float32":
@@ -278,23 +494,109 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
         if side == "numpy":
             diffs += compare_fd(mine.fd, check="yours-vs-fd", case=case.name,
                                 tolerance=tolerance, full=yours)
+        record = getattr(cls, "record", None) or {}
+        references.contributions.update(record.get("contributions", {}))
         attach_diagnoses(diffs, references, case)
-        _dtype_problems(diffs, yours, getattr(references, slot), dtype)  # same-side dtypes
+        _convention_diagnoses(diffs, getattr(cls, "record", None), references, tolerance)
+        note = _dtype_note(yours, getattr(references, slot), dtype)
+        if note and not report.notes:
+            report.notes.append(note)
         report.diffs.extend(diffs)
     if problem:
-        report.error = problem
+        errors.append(problem)
+    report.error = "\n".join(errors)
+    if variants and "bessel-variance" not in conventions and report.exit_code == 1:
+        declared = verify(concept, impl, dtype=dtype, seed=seed,
+                          conventions=[*conventions, "bessel-variance"])
+        if declared.exit_code == 0:
+            report.notes.append(f"correct under a named convention: "
+                                f"{cs231n.CONVENTIONS['bessel-variance']}; declare it with "
+                                "--convention bessel-variance to check it exactly")
     return report
 
 
-def load(spec: str) -> Any:
-    """``path/to/file.py:Name`` (a class) or ``path/to/file.py:forward,backward`` (a pair)."""
+def _taking(cls: Any, argument: str) -> Any:
+    """``cls`` if it takes ``argument``; else a subclass that accepts and drops it (the
+    user's class is the variant itself, e.g. the lecture's Bessel-corrected MLP)."""
+    try:
+        if argument in inspect.signature(cls).parameters:
+            return cls
+    except (TypeError, ValueError):
+        return cls
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807
+        kwargs.pop(argument, None)
+        cls.__init__(self, *args, **kwargs)
+
+    taking = type(cls.__name__, (cls,), {"__init__": __init__})
+    taking.__qualname__, taking.__module__ = cls.__qualname__, cls.__module__
+    return taking
+
+
+def verify_file(path: str | Path, *, dtype: str = "float64", seed: int = 0,
+                conventions: Sequence[str] = ()) -> list[tuple[str, VerifyReport]]:
+    """Every CS231n pair and every class named after a concept's class that the file
+    defines, each verified: [(what was checked, its report)]."""
+    module = load_module(str(path))
+    found: list[tuple[str, VerifyReport]] = []
+    for layer, forward, backward in cs231n.find(vars(module)):
+        impl = (forward, backward) if backward is not None else forward
+        label = f"{forward.__name__}, {backward.__name__}" if backward else forward.__name__
+        found.append((label, verify(layer.concept, impl, dtype=dtype, seed=seed,
+                                    conventions=conventions)))
+    for name, value in vars(module).items():
+        if not (inspect.isclass(value) and value.__module__ == module.__name__):
+            continue
+        spec = _concept_for_class(value)
+        if spec:
+            found.append((name, verify(spec, value, dtype=dtype, seed=seed,
+                                       conventions=conventions)))
+    return found
+
+
+def _concept_for_class(cls: type) -> str:
+    """``concept:Class`` whose reference class name the user's class name contains (the
+    longest such name), or ''."""
+    side = _side(cls)
+    own = cls.__name__.lower()
+    best = ""
+    for concept in registry.concepts().values():
+        for case in concept.cases:
+            reference = getattr(case, side)
+            if reference is not None and reference.__name__.lower() in own \
+                    and len(reference.__name__) > len(best.partition(":")[2]):
+                best = f"{concept.name}:{reference.__name__}"
+    return best
+
+
+def load_module(location: str) -> Any:
+    """A user's file (``path/to/file.py``, its folder put on ``sys.path`` so that it can
+    import its siblings) or module (``pkg.module``, from the current directory)."""
+    import importlib
     import importlib.util
-    path_text, _, names = spec.rpartition(":")
-    if not path_text or not names:
-        raise VerifyError(f"expected FILE.py:NAME (or FILE.py:FORWARD,BACKWARD), got {spec!r}")
-    path = Path(path_text)
+    path = Path(location)
     if not path.is_file():
-        raise VerifyError(f"no such file: {path}")
+        dotted = location.replace(".", "").replace("_", "").isalnum() and not location.endswith(
+            ".py")
+        if not dotted:
+            raise VerifyError(f"no such file: {path}")
+        if "" not in sys.path and str(Path.cwd()) not in sys.path:
+            sys.path.insert(0, str(Path.cwd()))
+        try:
+            return importlib.import_module(location)
+        except ModuleNotFoundError as error:
+            if error.name and location.startswith(error.name):
+                raise VerifyError(f"no such file or module: {location}") from None
+            raise VerifyError(f"cannot import {location}: {user_traceback(error)}") from None
+        except SystemExit as error:
+            raise VerifyError(f"cannot import {location}: it calls sys.exit({error.code!r}) at "
+                              "import; put script code under if __name__ == '__main__':") \
+                from None
+        except Exception as error:  # noqa: BLE001 -- the user's module does not import
+            raise VerifyError(f"cannot import {location}: {user_traceback(error)}") from None
+    folder = str(path.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
     module_name = f"dualgrad_user_{abs(hash(path.resolve()))}"
     loader_spec = importlib.util.spec_from_file_location(module_name, path)
     if loader_spec is None or loader_spec.loader is None:
@@ -303,16 +605,30 @@ def load(spec: str) -> Any:
     sys.modules[module_name] = module  # as an import would: dataclasses, pickle need it
     try:
         loader_spec.loader.exec_module(module)
+    except SystemExit as error:
+        del sys.modules[module_name]
+        raise VerifyError(f"cannot import {path}: it calls sys.exit({error.code!r}) at import; "
+                          "put script code under if __name__ == '__main__':") from None
     except Exception as error:  # noqa: BLE001 -- the user's file does not import
         del sys.modules[module_name]
         raise VerifyError(f"cannot import {path}: {user_traceback(error)}") from None
+    return module
+
+
+def load(spec: str) -> Any:
+    """``path/to/file.py:Name`` (a class), ``path/to/file.py:forward,backward`` (a pair), or
+    ``pkg.module:Name`` for code inside a package."""
+    location, _, names = spec.rpartition(":")
+    if not location or not names:
+        raise VerifyError(f"expected FILE.py:NAME (or FILE.py:FORWARD,BACKWARD), got {spec!r}")
+    module = load_module(location)
     found = []
     for name in names.split(","):
         if not hasattr(module, name):
             available = [n for n, v in vars(module).items()
                          if not n.startswith("_") and (inspect.isclass(v) or inspect.isfunction(v))
-                         and getattr(v, "__module__", None) == module_name]
-            raise VerifyError(f"{path} defines no {name!r}; it defines: "
+                         and getattr(v, "__module__", None) == module.__name__]
+            raise VerifyError(f"{location} defines no {name!r}; it defines: "
                               + (", ".join(available) or "nothing usable"))
         found.append(getattr(module, name))
     return tuple(found) if len(found) > 1 else found[0]

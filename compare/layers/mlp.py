@@ -3,7 +3,9 @@
 Each of the 19 intermediates of the forward (emb ... logprobs) and its gradient is compared
 tensor by tensor (``inter.*``, ``grad.inter.*``), as are the loss, the seven parameter
 gradients and the two running-statistics buffers. Witness: ``BuiltinCharMLP``, the same model
-from torch built-ins (``F.embedding``, ``F.batch_norm``, ``F.cross_entropy``).
+from torch built-ins (``F.embedding``, ``F.batch_norm``, ``F.cross_entropy``). The
+``lecture-bessel`` cases run the lecture's own variant (``bessel=True``: the batch variance
+normalized by 1/(B-1)), which has no built-in witness.
 
 Run: ``python -m compare.layers.mlp`` -- prints the report and the lecture's own table
 (``name | exact | approximate | maxdiff``) of the gradients in float64.
@@ -59,8 +61,10 @@ _B1_IS_ZERO = {"float64:grad.param.b1": Tolerance(rtol=1e-10, atol=1e-14),
 
 def _case(name: str, batch: int, train: bool = True, **init) -> Case:
     sizes = dict(vocab_size=27, block_size=3, n_embd=10, n_hidden=64) | init
+    # F.batch_norm normalizes with the biased 1/B only: the Bessel variant has no witness
+    builtin = None if init.get("bessel") else BuiltinCharMLP
     return Case(name, numpy=numpy_twin.CharMLP, torch=torch_twin.CharMLP,
-                builtin=BuiltinCharMLP, init=sizes, train=train, prepare=_prepare,
+                builtin=builtin, init=sizes, train=train, prepare=_prepare,
                 tolerance=_B1_IS_ZERO if train else {},
                 inputs=dict(idx=randint(sizes["vocab_size"], batch, sizes["block_size"]),
                             targets=randint(sizes["vocab_size"], batch)))
@@ -82,6 +86,10 @@ CONCEPT = Concept(
         # eps=1e-5 float32 keeps ~2 digits of it (both twins alike). eps=1e-2 keeps this
         # case about the smallest batch (unbiased factor B/(B-1) = 2), not that cancellation.
         _case("batch-of-2", 2, momentum=0.1, eps=1e-2),
+        # The lecture's own code normalizes with Bessel's 1/(B-1) (torch: 1/B); this variant
+        # lets its solution be checked exactly (verify --convention bessel-variance).
+        _case("lecture-bessel", 32, momentum=0.1, bessel=True),
+        _case("lecture-bessel-eval", 32, train=False, bessel=True),
     ],
 )
 

@@ -31,6 +31,10 @@ running estimate. We follow torch, so that ``F.batch_norm`` can witness the torc
     bnmean_running <- (1 - momentum) bnmean_running + momentum bnmeani
     bnvar_running  <- (1 - momentum) bnvar_running  + momentum bnvar B/(B-1)
 
+``bessel=True`` is the lecture's own variant: bnvar = 1/(B-1) sum_b bndiff2 (already
+unbiased, so the running update takes it as is), and in the backward
+dbndiff2 = 1/(B-1) dbnvar. It lets the lecture's solution be checked exactly.
+
 In eval mode the running statistics replace the batch ones (bnmeani = bnmean_running,
 bnvar = bnvar_running: constants, so no gradient flows into them, and bndiff2 is not formed).
 
@@ -81,7 +85,8 @@ class CharMLP(Module):
     """
 
     def __init__(self, vocab_size: int = 27, block_size: int = 3, n_embd: int = 10,
-                 n_hidden: int = 64, momentum: float = 0.001, eps: float = 1e-5) -> None:
+                 n_hidden: int = 64, momentum: float = 0.001, eps: float = 1e-5,
+                 bessel: bool = False) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         self.block_size = block_size
@@ -89,6 +94,7 @@ class CharMLP(Module):
         self.n_hidden = n_hidden
         self.momentum = momentum
         self.eps = eps
+        self.bessel = bessel  # the lecture's variant: normalize with 1/(B-1), not torch's 1/B
         n_in = n_embd * block_size
         # The lecture's init: small non-zero biases and a gain near one, because zeros or
         # ones would hide a forgotten term in a hand-written backward.
@@ -118,11 +124,13 @@ class CharMLP(Module):
             bnmeani = 1.0 / n * hprebn.sum(0, keepdims=True)        # (1, H)
             bndiff = hprebn - bnmeani                               # (B, H)
             bndiff2 = bndiff ** 2                                   # (B, H)
-            bnvar = 1.0 / n * bndiff2.sum(0, keepdims=True)         # (1, H) biased, as torch
+            divisor = n - 1 if self.bessel else n                   # 1/B, or 1/(B-1) (bessel)
+            bnvar = 1.0 / divisor * bndiff2.sum(0, keepdims=True)   # (1, H)
             # running estimates keep the unbiased variance, as torch's BatchNorm does
             m = self.momentum
+            unbiased = bnvar if self.bessel else bnvar * (n / (n - 1))  # (1, H)
             self.bnmean_running[...] = (1 - m) * self.bnmean_running + m * bnmeani
-            self.bnvar_running[...] = (1 - m) * self.bnvar_running + m * bnvar * (n / (n - 1))
+            self.bnvar_running[...] = (1 - m) * self.bnvar_running + m * unbiased
         else:
             bnmeani = self.bnmean_running                           # (1, H) constants
             bndiff = hprebn - bnmeani                               # (B, H)
@@ -194,8 +202,9 @@ class CharMLP(Module):
             dbnvar_inv = (v["bndiff"] * dbnraw).sum(0, keepdims=True)  # (1, H)
             # bnvar_inv = (bnvar + eps) ** -1/2
             dbnvar = -0.5 * (v["bnvar"] + self.eps) ** -1.5 * dbnvar_inv  # (1, H)
-            # bnvar = 1/B sum_b bndiff2: the mean spreads its gradient evenly over b
-            dbndiff2 = np.broadcast_to(1.0 / n * dbnvar, v["bndiff2"].shape)  # (B, H)
+            # bnvar = 1/B sum_b bndiff2 (1/(B-1) with bessel): spread evenly over b
+            divisor = n - 1 if self.bessel else n
+            dbndiff2 = np.broadcast_to(1.0 / divisor * dbnvar, v["bndiff2"].shape)  # (B, H)
             # bndiff2 = bndiff ** 2 (second branch into bndiff)
             dbndiff = dbndiff + 2 * v["bndiff"] * dbndiff2          # (B, H)
             # bndiff = hprebn - bnmeani: bnmeani was broadcast over b -> minus the sum over b

@@ -11,7 +11,8 @@ the hand-derived one.
     probs = counts / sum_v counts; logprobs = log(probs); loss = -mean_b logprobs[b, y_b]
 
 Running statistics follow ``torch.nn.BatchNorm1d``: momentum update, unbiased running
-variance; eval mode normalizes with them. Initialization as in the lecture.
+variance; eval mode normalizes with them. Initialization as in the lecture. ``bessel=True`` is
+the lecture's own variant: the batch variance that normalizes is 1/(B-1) sum_b bndiff2.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ class CharMLP(nn.Module):
     """Same constructor, parameter and buffer names as the NumPy twin (the lecture's names)."""
 
     def __init__(self, vocab_size: int = 27, block_size: int = 3, n_embd: int = 10,
-                 n_hidden: int = 64, momentum: float = 0.001, eps: float = 1e-5) -> None:
+                 n_hidden: int = 64, momentum: float = 0.001, eps: float = 1e-5,
+                 bessel: bool = False) -> None:
         super().__init__()
         self.vocab_size = vocab_size
         self.block_size = block_size
@@ -31,6 +33,7 @@ class CharMLP(nn.Module):
         self.n_hidden = n_hidden
         self.momentum = momentum
         self.eps = eps
+        self.bessel = bessel  # the lecture's variant: normalize with 1/(B-1), not torch's 1/B
         n_in = n_embd * block_size
         self.C = nn.Parameter(torch.empty(vocab_size, n_embd))
         self.W1 = nn.Parameter(torch.empty(n_in, n_hidden))
@@ -68,11 +71,13 @@ class CharMLP(nn.Module):
             bnmeani = 1.0 / n * hprebn.sum(0, keepdim=True)         # (1, H)
             bndiff = hprebn - bnmeani                               # (B, H)
             bndiff2 = bndiff ** 2                                   # (B, H)
-            bnvar = 1.0 / n * bndiff2.sum(0, keepdim=True)          # (1, H) biased
+            divisor = n - 1 if self.bessel else n                   # 1/B, or 1/(B-1) (bessel)
+            bnvar = 1.0 / divisor * bndiff2.sum(0, keepdim=True)    # (1, H)
             with torch.no_grad():  # running estimates: unbiased variance, as BatchNorm1d
                 m = self.momentum
+                unbiased = bnvar if self.bessel else bnvar * (n / (n - 1))
                 self.bnmean_running.mul_(1 - m).add_(m * bnmeani)
-                self.bnvar_running.mul_(1 - m).add_(m * bnvar * (n / (n - 1)))
+                self.bnvar_running.mul_(1 - m).add_(m * unbiased)
             steps.update(bnmeani=bnmeani, bndiff=bndiff, bndiff2=bndiff2, bnvar=bnvar)
         else:
             bnmeani = self.bnmean_running                           # (1, H) constants
