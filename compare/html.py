@@ -123,8 +123,9 @@ _PAGE = """{% extends "base" %}{% block body %}
 {% if math %}<h2>The math</h2><pre class="doc">{{ math }}</pre>{% endif %}
 <h2>The code, aligned by role</h2>
 <nav class="toc">{% for row in rows %}<a href="#{{ row.anchor }}">{{ row.role }}</a>
-{%- if defined(row) %} <span class="muted">({% for name in defined(row) %}<code>def
-{{ name }}</code>{{ ", " if not loop.last }}{% endfor %})</span>{% endif %}
+{%- if defined(row) %} <span class="muted">({% for name in defined(row) -%}
+<code>def {{ name }}</code>{{ ", " if not loop.last }}
+{%- endfor %})</span>{% endif %}
 {{ " · " if not loop.last }}{% endfor %}</nav>
 <div class="code">
 <div class="pair titles"><div>NumPy, backward by hand: {{ numpy_title }}</div>

@@ -82,13 +82,15 @@ def build_page(concept: Any, directory: Path, seed: int, run: Callable[..., Any]
     from compare.html import concept_page, index_entry
     if run is None:
         from compare.runner import run_concept as run
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     report = run(concept, seed=seed)
+    cpu_run = time.process_time() - cpu
     figures: list[Path] = []
     if report.diffs:
         figures.append(report.plot(directory / f"{concept.name}.png"))
     if concept.extra_plots is not None:
         figures.extend(Path(p) for p in concept.extra_plots(directory, seed))
+    cpu_plots = time.process_time() - cpu - cpu_run
     numpy_path, torch_path = concept.source_path("numpy_impl"), concept.source_path("torch_impl")
     root = numpy_path.parent.parent.parent
     numpy_source = numpy_path.read_text(encoding="utf-8")
@@ -101,6 +103,8 @@ def build_page(concept: Any, directory: Path, seed: int, run: Callable[..., Any]
     (directory / page_name(concept)).write_text(page, encoding="utf-8")
     entry = index_entry(concept, report, urllib.parse.quote(page_name(concept)))
     entry["build_seconds"] = time.perf_counter() - started
+    entry["cpu_seconds"] = {"run": cpu_run, "plots": cpu_plots,
+                            "total": time.process_time() - cpu}
     return entry
 
 
@@ -149,7 +153,9 @@ def build_site(directory: Path, concepts: Sequence[Any], *, seed: int = 0, jobs:
         entries[entry["name"]] = entry
         if progress is not None:
             progress(f"[{k}/{len(concepts)}] {entry['family']}/{entry['name']}: "
-                     f"{entry['verdict']} ({entry['build_seconds']:.1f} s; "
+                     f"{entry['verdict']} ({entry['build_seconds']:.1f} s, CPU "
+                     f"{entry['cpu_seconds']['run']:.1f} s comparing + "
+                     f"{entry['cpu_seconds']['plots']:.1f} s plotting; "
                      f"{time.perf_counter() - started:.0f} s elapsed)")
 
     if jobs > 1 and len(concepts) > 1:
