@@ -88,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("directory", metavar="DIR")
     report.add_argument("concepts", nargs="*", metavar="CONCEPT", help="default: every concept")
     report.add_argument("--seed", type=int, default=0)
-    report.add_argument("--jobs", "-j", type=int, default=1,
-                        help="concepts built in parallel processes (1; 0 = one per CPU)")
+    report.add_argument("--jobs", "-j", type=int, default=0,
+                        help="concepts built in parallel processes (default 0: one per CPU)")
     report.add_argument("--bench", metavar="FILE", type=Path,
                         help="'dualgrad bench --json' output: adds the NumPy/torch time ratio "
                              "to the index")

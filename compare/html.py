@@ -137,7 +137,8 @@ _PAGE = """{% extends "base" %}{% block body %}
 </div>{% endfor %}
 </div>
 <h2>The comparison</h2>{{ table }}
-{% if figures %}<h2>Figures</h2>
+{% if figures or problem %}<h2>Figures</h2>
+{% if problem %}<p class="error">{{ problem }}</p>{% endif %}
 {% for f in figures %}<figure><img src='{{ f.src }}' alt='{{ f.alt }}'></figure>{% endfor %}
 {% endif %}
 <p class="muted">seed {{ report.seed }}; {{ "%.2f"|format(report.seconds) }} s to compare;
@@ -275,14 +276,15 @@ def _defined(row: Row) -> list[str]:
 
 def concept_page(concept: Any, report: Any, rows: Sequence[Row], *, math_text: str,
                  titles: tuple[str, str], figures: Sequence[tuple[str, str]],
-                 versions: Mapping[str, str]) -> str:
-    """One concept's page. ``figures``: (relative URL, alt text) of each image."""
+                 versions: Mapping[str, str], problem: str = "") -> str:
+    """One concept's page. ``figures``: (relative URL, alt text) of each image; ``problem``:
+    why some figures are missing, if they are."""
     return _env().get_template("page").render(
         title=f"{concept.qualified_name} -- dualgrad", css=css(), concept=concept,
         report=report, rows=rows, math=math_text, numpy_title=titles[0],
         torch_title=titles[1], pane=_pane, table=Markup(report_table(report, style=False)),
         figures=[{"src": s, "alt": a} for s, a in figures], versions=versions,
-        defined=_defined,
+        defined=_defined, problem=problem,
         command=f"dualgrad run {concept.name} --seed {report.seed}")
 
 

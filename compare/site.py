@@ -88,8 +88,13 @@ def build_page(concept: Any, directory: Path, seed: int, run: Callable[..., Any]
     figures: list[Path] = []
     if report.diffs:
         figures.append(report.plot(directory / f"{concept.name}.png"))
+    problem = ""
     if concept.extra_plots is not None:
-        figures.extend(Path(p) for p in concept.extra_plots(directory, seed))
+        try:
+            figures.extend(Path(p) for p in concept.extra_plots(directory, seed))
+        except Exception as error:  # the page still shows the comparison, and says so
+            problem = f"the concept's own figures could not be drawn: " \
+                      f"{type(error).__name__}: {error}"
     cpu_plots = time.process_time() - cpu - cpu_run
     numpy_path, torch_path = concept.source_path("numpy_impl"), concept.source_path("torch_impl")
     root = numpy_path.parent.parent.parent
@@ -99,9 +104,10 @@ def build_page(concept: Any, directory: Path, seed: int, run: Callable[..., Any]
         math_text=module_docstring(numpy_source),
         titles=(numpy_path.relative_to(root).as_posix(), torch_path.relative_to(root).as_posix()),
         figures=[(_relative_url(p, directory), p.stem.replace("_", " ")) for p in figures],
-        versions=versions())
+        versions=versions(), problem=problem)
     (directory / page_name(concept)).write_text(page, encoding="utf-8")
     entry = index_entry(concept, report, urllib.parse.quote(page_name(concept)))
+    entry["problem"] = problem
     entry["build_seconds"] = time.perf_counter() - started
     entry["cpu_seconds"] = {"run": cpu_run, "plots": cpu_plots,
                             "total": time.process_time() - cpu}
@@ -151,12 +157,14 @@ def build_site(directory: Path, concepts: Sequence[Any], *, seed: int = 0, jobs:
 
     def done(k: int, entry: dict[str, Any]) -> None:
         entries[entry["name"]] = entry
-        if progress is not None:
-            progress(f"[{k}/{len(concepts)}] {entry['family']}/{entry['name']}: "
-                     f"{entry['verdict']} ({entry['build_seconds']:.1f} s, CPU "
-                     f"{entry['cpu_seconds']['run']:.1f} s comparing + "
-                     f"{entry['cpu_seconds']['plots']:.1f} s plotting; "
-                     f"{time.perf_counter() - started:.0f} s elapsed)")
+        if progress is None:
+            return
+        note = f" -- {entry['problem']}" if entry["problem"] else ""
+        cpu = entry["cpu_seconds"]
+        progress(f"[{k}/{len(concepts)}] {entry['family']}/{entry['name']}: "
+                 f"{entry['verdict']} ({entry['build_seconds']:.1f} s, CPU {cpu['run']:.1f} s "
+                 f"comparing + {cpu['plots']:.1f} s plotting; "
+                 f"{time.perf_counter() - started:.0f} s elapsed){note}")
 
     if jobs > 1 and len(concepts) > 1:
         import multiprocessing

@@ -311,6 +311,23 @@ def test_an_erroring_concept_still_gets_a_page(tmp_path):
     assert entry["verdict"] == "ERROR" and "the twin raised &lt;here&gt;" in page
 
 
+def test_a_concept_whose_figures_fail_still_gets_its_page(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from compare.site import build_page
+
+    def failing_plots(directory, seed):
+        raise RuntimeError("no <display>")
+
+    concept = replace(registry.get("dropout"), extra_plots=failing_plots)
+    (tmp_path / "s").mkdir()
+    entry = build_page(concept, tmp_path / "s", 0)
+    page = (tmp_path / "s" / "dropout.html").read_text()
+    assert entry["passed"] and "RuntimeError: no &lt;display&gt;" in entry["problem"].replace(
+        "<", "&lt;").replace(">", "&gt;")
+    assert "could not be drawn: RuntimeError: no &lt;display&gt;" in page
+
+
 # --- plotting cost --------------------------------------------------------------------------
 def test_worst_per_tensor_is_linear_in_the_number_of_diffs(monkeypatch):
     from compare import plots
