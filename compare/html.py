@@ -63,7 +63,11 @@ tr.diagnosis td { background: #fff8c5; font-style: italic; }
 details { margin: 0.5rem 0; } summary { cursor: pointer; }
 img { max-width: 100%; height: auto; border: 1px solid var(--line); margin: 0.5rem 0; }
 .toc { font-size: 0.85rem; line-height: 1.8; }
-.index td:nth-child(1) { white-space: nowrap; }
+table.index { width: 100%; table-layout: fixed; }
+.index th:nth-child(1) { width: 11%; } .index th:nth-child(2) { width: 45%; }
+.index th:nth-child(3), .index th:nth-child(4) { width: 7.5%; }
+.index th:nth-child(5) { width: 19%; } .index th:nth-child(6) { width: 10%; }
+.index td:nth-child(1) { overflow-wrap: anywhere; }
 @media (max-width: 640px) { .pair { grid-template-columns: minmax(0, 1fr); } }
 """
 
@@ -323,8 +327,8 @@ def index_entry(concept: Any, report: Any, href: str) -> dict[str, Any]:
     worst: dict[str, float] = {}
     for d in report.diffs:
         dtypes[d.dtype] = dtypes.get(d.dtype, True) and d.passed
-        if d.check == check:
-            worst[d.dtype] = max(worst.get(d.dtype, 0.0), d.max_rel)
+        if d.check == check and not d.tolerance.atol:  # as the summary line: a tensor
+            worst[d.dtype] = max(worst.get(d.dtype, 0.0), d.max_rel)  # that is 0 has no scale
     if report.error:
         dtypes = {k: False for k in dtypes} or {"float64": False}
     return {"name": concept.name, "family": concept.family, "summary": concept.summary,

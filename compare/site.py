@@ -171,8 +171,11 @@ def build_site(directory: Path, concepts: Sequence[Any], *, seed: int = 0, jobs:
         # fork: the workers inherit the imported library instead of importing torch again
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method)) as pool:
+            # concepts with their own runner or figures (training runs) are the slow ones:
+            # started first, they do not leave one process working alone at the end
+            heavy_first = sorted(concepts, key=lambda c: c.run is None and c.extra_plots is None)
             futures = [pool.submit(_build_by_name, c.name, str(directory), seed)
-                       for c in concepts]
+                       for c in heavy_first]
             for k, future in enumerate(as_completed(futures), start=1):
                 done(k, future.result())
     else:
