@@ -8,8 +8,8 @@ the pieces are paired by what they do:
 1. the module docstring and the imports (``preamble``) beside each other;
 2. per class defined in both files: the class line, ``__init__`` beside ``__init__``,
    ``forward`` beside ``forward``, the NumPy ``backward`` beside the line that replaces it in
-   torch (``loss.backward()``: autograd), then the other methods with the same name, then the
-   methods one file has alone;
+   torch (``loss.backward()``: autograd), then the other methods with the same name (a leading
+   underscore aside: ``_update`` beside ``update``), then the methods one file has alone;
 3. the classes one file has alone, then the functions: same name beside same name first, then
    the rest of each file in its own column ("helpers after").
 
@@ -148,11 +148,11 @@ def align_sources(numpy_source: str, torch_source: str) -> list[Row]:
         rows.append(Row("classes in one file only", _pieces(np_lines, alone_np),
                         _pieces(th_lines, alone_th)))
 
-    np_functions = {u.name: u for u in np_units if u.kind == "function"}
-    th_functions = {u.name: u for u in th_units if u.kind == "function"}
+    np_functions = {_key(u.name): u for u in np_units if u.kind == "function"}
+    th_functions = {_key(u.name): u for u in th_units if u.kind == "function"}
     for name, unit in np_functions.items():
         if name in th_functions:
-            rows.append(Row(f"function {name}", _pieces(np_lines, [unit]),
+            rows.append(Row(f"function {unit.name}", _pieces(np_lines, [unit]),
                             _pieces(th_lines, [th_functions[name]])))
     helpers_np = [u for n, u in np_functions.items() if n not in th_functions]
     helpers_th = [u for n, u in th_functions.items() if n not in np_functions]
@@ -161,12 +161,18 @@ def align_sources(numpy_source: str, torch_source: str) -> list[Row]:
     return [r for r in rows if r.numpy or r.torch or r.torch_note]
 
 
+def _key(name: str) -> str:
+    """What pairs two definitions: the name, a private underscore aside (NumPy ``_update``
+    beside torch ``update``); dunder names stay as they are."""
+    return name if name.startswith("__") else name.lstrip("_")
+
+
 def _class_rows(name: str, np_class: _Unit, th_class: _Unit, np_lines: list[str],
                 th_lines: list[str]) -> list[Row]:
     np_head, *np_methods = np_class.children
     th_head, *th_methods = th_class.children
-    np_by_name = {m.name: m for m in np_methods}
-    th_by_name = {m.name: m for m in th_methods}
+    np_by_name = {_key(m.name): m for m in np_methods}
+    th_by_name = {_key(m.name): m for m in th_methods}
     rows = [Row(f"class {name}", _pieces(np_lines, [np_head]), _pieces(th_lines, [th_head]))]
     for role in _ROLE_ORDER:
         if role not in np_by_name and role not in th_by_name:
@@ -179,7 +185,7 @@ def _class_rows(name: str, np_class: _Unit, th_class: _Unit, np_lines: list[str]
         rows.append(row)
     for method, unit in np_by_name.items():
         if method not in _ROLE_ORDER and method in th_by_name:
-            rows.append(Row(f"{name}.{method}", _pieces(np_lines, [unit]),
+            rows.append(Row(f"{name}.{unit.name}", _pieces(np_lines, [unit]),
                             _pieces(th_lines, [th_by_name[method]])))
     rest_np = [u for m, u in np_by_name.items() if m not in _ROLE_ORDER and m not in th_by_name]
     rest_th = [u for m, u in th_by_name.items() if m not in _ROLE_ORDER and m not in np_by_name]

@@ -342,3 +342,8 @@ def test_worst_per_tensor_is_linear_in_the_number_of_diffs(monkeypatch):
     worst = plots._worst_per_tensor(diffs, "float64")
     assert time.perf_counter() - started < 2.0
     assert len(calls) == 1 and sorted(worst) == [f"grad.param.w{k}" for k in range(7)]
+
+
+def test_a_private_underscore_does_not_keep_twins_apart():
+    row = _row(_rows("optimizers"), "SGD._update")
+    assert [p.name for p in row.numpy] == ["_update"] and [p.name for p in row.torch] == ["update"]
