@@ -25,6 +25,7 @@ from compare.metrics import Diff, primary_check, split_step, verdict
 
 MAX_DETAIL_ROWS = 4  # each row costs ~0.15 s CPU to draw; the worst four tell the story
 _TINY = np.finfo(np.float64).tiny
+_AXIS_TOP = 1e6  # the error bars' largest drawn value
 _EXACT_FLOOR = -20.0  # where exactly equal elements are drawn on the log10 axis
 
 
@@ -119,10 +120,13 @@ def _error_bars(ax: Axes, report: Any, names: list[str], dtypes: list[str]) -> N
     y = np.arange(len(names))
     for k, dtype in enumerate(dtypes):
         worst = _worst_per_tensor(report.diffs, dtype)
-        errors = np.array([max(worst[n].max_rel, 1e-20) if n in worst else np.nan for n in names])
+        # clipped to [1e-20, 1e6]: a tensor that is 0 in exact arithmetic (held to an atol)
+        # has a relative error near 1e300, which would stretch the axis past what it can draw
+        errors = np.array([min(max(worst[n].max_rel, 1e-20), _AXIS_TOP) if n in worst
+                           else np.nan for n in names])
         # the bound relative to the tensor's scale: rtol, or more where an atol applies
-        tols = np.array([worst[n].bound / max(worst[n].scale, _TINY) if n in worst else np.nan
-                         for n in names])
+        tols = np.array([min(worst[n].bound / max(worst[n].scale, _TINY), _AXIS_TOP)
+                         if n in worst else np.nan for n in names])
         colours = ["tab:red" if n in worst and not worst[n].passed
                    else ("tab:blue" if dtype == "float64" else "tab:orange") for n in names]
         offset = y + (k - (len(dtypes) - 1) / 2) * width

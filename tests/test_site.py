@@ -347,3 +347,15 @@ def test_worst_per_tensor_is_linear_in_the_number_of_diffs(monkeypatch):
 def test_a_private_underscore_does_not_keep_twins_apart():
     row = _row(_rows("optimizers"), "SGD._update")
     assert [p.name for p in row.numpy] == ["_update"] and [p.name for p in row.torch] == ["update"]
+
+
+def test_a_tensor_that_is_zero_in_exact_arithmetic_keeps_the_error_axis_drawable(tmp_path):
+    from compare.plots import figure_for, save
+    zero = np.zeros((2, 3))
+    held = measure(zero + 1e-14, zero, Tolerance(1e-10, atol=1e-12), case="c", dtype="float64",
+                   check="numpy-vs-torch", name="grad.param.b")
+    assert held.passed and held.max_rel > 1e250  # relative to a scale of 0
+    report = Report(concept="z", family="layers", summary="s", seed=0, diffs=[held])
+    fig = figure_for(report)
+    assert fig.axes[0].get_xlim()[1] < 1e8  # clipped at 1e6, not stretched to 1e296
+    assert save(fig, tmp_path / "z.png").read_bytes()[:4] == b"\x89PNG"
