@@ -359,3 +359,8 @@ def test_a_tensor_that_is_zero_in_exact_arithmetic_keeps_the_error_axis_drawable
     fig = figure_for(report)
     assert fig.axes[0].get_xlim()[1] < 1e8  # clipped at 1e6, not stretched to 1e296
     assert save(fig, tmp_path / "z.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_refuses_a_negative_jobs_count(capsys, tmp_path):
+    code, _, err = run(capsys, "report", str(tmp_path / "s"), "linear", "--jobs", "-1")
+    assert code == 2 and "--jobs -1" in err and not (tmp_path / "s").exists()
