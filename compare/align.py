@@ -19,6 +19,7 @@ Every line of both files appears exactly once (a test checks it).
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +55,7 @@ class Row:
     @property
     def anchor(self) -> str:
         """An identifier for the row (the page's ``id``): role words joined by dashes."""
-        return "".join(c if c.isalnum() else "-" for c in self.role.lower()).strip("-")
+        return re.sub(r"[^a-z0-9]+", "-", self.role.lower()).strip("-")
 
 
 @dataclass
@@ -274,7 +275,6 @@ def _cells(pieces: list[Piece], note: str, width: int) -> list[tuple[str, int]]:
 
 
 def _strip(text: str) -> str:
-    import re
     return re.sub(r"\033\[[0-9;]*m", "", text)
 
 

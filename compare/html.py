@@ -51,7 +51,7 @@ pre.doc { background: var(--code-bg); padding: 0.8rem 1rem; white-space: pre-wra
 .no { flex: none; width: 4.5ch; padding-right: 1ch; text-align: right; color: #8c959f;
       user-select: none; }
 .src { flex: 1; min-width: 0; white-space: pre-wrap; overflow-wrap: anywhere;
-       padding-right: 0.5rem; }
+       padding: 0 0.5rem 0 2ch; text-indent: -2ch; }  /* a wrapped line hangs 2 columns in */
 .note { padding: 0.2rem 0.8rem; font-style: italic; color: #8250df; white-space: pre-wrap; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0; }
 td, th { border: 1px solid var(--line); padding: 0.15rem 0.45rem; text-align: left;
