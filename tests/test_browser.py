@@ -160,7 +160,7 @@ FORWARD = """(() => {
 })()"""
 
 
-def test_a_learner_opens_the_index_clicks_a_concept_and_reads_both_twins(site, browser,
+def test_a_learner_opens_the_index_clicks_a_concept_and_reads_both_twins(browser, site,
                                                                           tmp_path):
     browser.viewport(1280)
     browser.open((site / "index.html").as_uri())
