@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -90,12 +91,19 @@ def _parser() -> argparse.ArgumentParser:
                           help="where to write it (default: my_<concept>.py; - for stdout)")
 
     report = commands.add_parser(
-        "report", help="write a static HTML report: code side by side, tables, plots",
+        "report", help="write a static HTML site: code aligned by role, tables, plots",
         description="Run the concepts (default: all) and write DIR/index.html with one page "
-                    "per concept. Exit 0 when all agree, 1 on a mismatch.")
-    report.add_argument("directory", metavar="DIR", type=Path)
+                    "per concept (works offline from file://). DIR must be new, empty, or "
+                    "made by an earlier 'dualgrad report'. Exit 0 when all agree, 1 on a "
+                    "mismatch.")
+    report.add_argument("directory", metavar="DIR")
     report.add_argument("concepts", nargs="*", metavar="CONCEPT", help="default: every concept")
     report.add_argument("--seed", type=int, default=0)
+    report.add_argument("--jobs", "-j", type=int, default=0,
+                        help="concepts built in parallel processes (default 0: one per CPU)")
+    report.add_argument("--bench", metavar="FILE", type=Path,
+                        help="'dualgrad bench --json' output: adds the NumPy/torch time ratio "
+                             "to the index")
 
     bench = commands.add_parser(
         "bench", help="NumPy-vs-torch speed of one forward and backward, per concept",
@@ -107,9 +115,14 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     bench.add_argument("--json", action="store_true", help="one JSON object per concept")
 
-    show = commands.add_parser("show", help="the NumPy and the PyTorch code side by side")
+    show = commands.add_parser(
+        "show", help="the NumPy and the PyTorch code side by side, aligned by role",
+        description="__init__ beside __init__, forward beside forward, the NumPy backward "
+                    "beside autograd, helpers after. Coloured on a terminal; plain when piped "
+                    "or when NO_COLOR is set.")
     show.add_argument("concept", metavar="CONCEPT")
-    show.add_argument("--width", type=int, help="total width in columns (default: the terminal's)")
+    show.add_argument("--width", type=int, help="total width in columns (default: the "
+                      f"terminal's; clamped to {SHOW_WIDTH[0]}..{SHOW_WIDTH[1]})")
     return parser
 
 
@@ -292,26 +305,26 @@ def cmd_exercise(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from compare.html import concept_page, index_page
-    from compare.runner import run_concept
+    from compare import site
+    if not args.directory.strip():
+        raise UsageError("DIR is empty; name the directory to write the site into")
+    if args.jobs < 0:
+        raise UsageError(f"--jobs {args.jobs}: expected 0 (one per CPU) or more")
+    selected = list({c.name: c for c in map(_concept, args.concepts)}.values()) or \
+        list(registry.concepts().values())
+    jobs = min(args.jobs or site.cpu_count(), len(selected))
     _one_torch_thread()
-    selected = [_concept(n) for n in args.concepts] or list(registry.concepts().values())
-    _check_plots_dir(args.directory)
-    rows = []
-    for i, concept in enumerate(selected, start=1):
-        report = run_concept(concept, seed=args.seed)
-        figures = [report.plot(args.directory / f"{concept.name}.png")]
-        if concept.extra_plots is not None:
-            figures += concept.extra_plots(args.directory, args.seed)
-        (args.directory / f"{concept.name}.html").write_text(
-            concept_page(concept, report, figures), encoding="utf-8")
-        rows.append((concept, report))
-        print(f"[{i}/{len(selected)}] {concept.qualified_name}: "
-              f"{'agree' if report.passed else 'MISMATCH'}", file=sys.stderr, flush=True)
-    index = args.directory / "index.html"
-    index.write_text(index_page(rows), encoding="utf-8")
-    print(f"wrote {index}")
-    return EXIT_AGREE if all(r.passed for _, r in rows) else EXIT_MISMATCH
+    try:
+        bench = site.read_bench(args.bench) if args.bench is not None else None
+        entries = site.build_site(Path(args.directory), selected, seed=args.seed, jobs=jobs,
+                                  bench=bench, progress=site.stderr_progress)
+    except site.SiteError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:  # the folder became unwritable while building
+        raise UsageError(f"cannot write to '{args.directory}': "
+                         f"{error.strerror or error}") from None
+    print(f"wrote {Path(args.directory) / 'index.html'}")
+    return EXIT_AGREE if all(e["passed"] for e in entries) else EXIT_MISMATCH
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -359,15 +372,21 @@ def side_by_side(left: str, right: str, left_title: str, right_title: str, width
     return "\n".join(out)
 
 
+SHOW_WIDTH = (60, 400)  # narrower is unreadable in two columns; wider only prints padding
+
+
 def cmd_show(args: argparse.Namespace) -> int:
+    from compare.align import align_files, render_terminal
     concept = _concept(args.concept)
     width = args.width or shutil.get_terminal_size(fallback=(160, 40)).columns
-    if width < 43:
-        raise UsageError(f"--width {width} is too narrow; expected at least 43 columns")
+    width = min(max(width, SHOW_WIDTH[0]), SHOW_WIDTH[1])
     numpy_path, torch_path = concept.source_path("numpy_impl"), concept.source_path("torch_impl")
     root = numpy_path.parent.parent.parent
-    print(side_by_side(numpy_path.read_text(), torch_path.read_text(),
-                       str(numpy_path.relative_to(root)), str(torch_path.relative_to(root)), width))
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    rows = align_files(numpy_path, torch_path)
+    print(render_terminal(rows, (numpy_path.relative_to(root).as_posix(),
+                                 torch_path.relative_to(root).as_posix()),
+                          width, colour))
     return EXIT_AGREE
 
 

@@ -23,8 +23,9 @@ from matplotlib.ticker import MaxNLocator
 
 from compare.metrics import Diff, primary_check, split_step, verdict
 
-MAX_DETAIL_ROWS = 6
+MAX_DETAIL_ROWS = 4  # each row costs ~0.15 s CPU to draw; the worst four tell the story
 _TINY = np.finfo(np.float64).tiny
+_AXIS_TOP = 1e6  # the error bars' largest drawn value
 _EXACT_FLOOR = -20.0  # where exactly equal elements are drawn on the log10 axis
 
 
@@ -79,18 +80,31 @@ def figure_for(report: Any) -> Figure:
     detail = sorted(worst_by_name.values(), key=lambda d: (d.passed, -d.usage))
     detail = detail[:MAX_DETAIL_ROWS]
     bar_height = max(2.5, 0.22 * len(names) * max(1, len(dtypes)) + 1.2)
-    fig = new_figure(figsize=(12, bar_height + 3.0 * len(detail)))
-    grid = fig.add_gridspec(1 + len(detail), 2, height_ratios=[bar_height] + [3.0] * len(detail))
+    # Axes placed in inches, not by a layout engine: constrained layout measured every tick
+    # label of every axes on each save and took half of a site's plotting time.
+    width, top, row_height = 12.0, 0.45, 3.0
+    height = top + bar_height + row_height * len(detail) + 0.3
+    fig = new_figure(figsize=(width, height), layout=None)
+
+    def box(left: float, bottom: float, w: float, h: float) -> list[float]:
+        return [left / width, bottom / height, w / width, h / height]
+
     what = "yours vs the torch twin" if primary == "yours-vs-torch" else \
         "NumPy manual backward vs torch autograd"
     fig.suptitle(f"{report.family}/{report.concept}: {what} "
-                 f"(seed {report.seed}) -- {verdict(report.passed, report.error)}")
-
-    ax = fig.add_subplot(grid[0, :])
+                 f"(seed {report.seed}) -- {verdict(report.passed, report.error)}",
+                 y=1 - 0.12 / height, va="top")
+    label_room = 0.3 + 0.06 * max((len(n) for n in names), default=4)  # 7 pt names
+    bars_bottom = height - top - bar_height
+    ax = fig.add_axes(box(label_room, bars_bottom + 0.6, width - label_room - 0.3,
+                          bar_height - 1.0))
     _error_bars(ax, report, names, dtypes)
-    for row, d in enumerate(detail, start=1):
-        _heatmap(fig.add_subplot(grid[row, 0]), d)
-        _histogram(fig.add_subplot(grid[row, 1]), d)
+    for row, d in enumerate(detail):
+        bottom = bars_bottom - row_height * (row + 1) + 0.6
+        heatmap = fig.add_axes(box(0.85, bottom, 4.5, row_height - 1.05))
+        colorbar = fig.add_axes(box(5.45, bottom, 0.12, row_height - 1.05))
+        _heatmap(heatmap, d, colorbar)
+        _histogram(fig.add_axes(box(6.9, bottom, 4.8, row_height - 1.05)), d)
     if len(worst_by_name) > len(detail):
         fig.text(0.01, 0.002, f"detail rows: {len(detail)} of {len(worst_by_name)} tensors, "
                  "largest error relative to tolerance first", fontsize=8)
@@ -106,10 +120,13 @@ def _error_bars(ax: Axes, report: Any, names: list[str], dtypes: list[str]) -> N
     y = np.arange(len(names))
     for k, dtype in enumerate(dtypes):
         worst = _worst_per_tensor(report.diffs, dtype)
-        errors = np.array([max(worst[n].max_rel, 1e-20) if n in worst else np.nan for n in names])
+        # clipped to [1e-20, 1e6]: a tensor that is 0 in exact arithmetic (held to an atol)
+        # has a relative error near 1e300, which would stretch the axis past what it can draw
+        errors = np.array([min(max(worst[n].max_rel, 1e-20), _AXIS_TOP) if n in worst
+                           else np.nan for n in names])
         # the bound relative to the tensor's scale: rtol, or more where an atol applies
-        tols = np.array([worst[n].bound / max(worst[n].scale, _TINY) if n in worst else np.nan
-                         for n in names])
+        tols = np.array([min(worst[n].bound / max(worst[n].scale, _TINY), _AXIS_TOP)
+                         if n in worst else np.nan for n in names])
         colours = ["tab:red" if n in worst and not worst[n].passed
                    else ("tab:blue" if dtype == "float64" else "tab:orange") for n in names]
         offset = y + (k - (len(dtypes) - 1) / 2) * width
@@ -124,11 +141,11 @@ def _error_bars(ax: Axes, report: Any, names: list[str], dtypes: list[str]) -> N
     ax.legend(loc="lower right", fontsize=7)
 
 
-def _heatmap(ax: Axes, d: Diff) -> None:
+def _heatmap(ax: Axes, d: Diff, colorbar: Axes) -> None:
     delta = as_2d(np.abs(np.asarray(d.a, np.float64) - np.asarray(d.b, np.float64)))
     image = ax.imshow(np.nan_to_num(delta, nan=np.inf), aspect="auto", cmap="viridis",
                       interpolation="nearest")
-    ax.figure.colorbar(image, ax=ax, fraction=0.04)
+    ax.figure.colorbar(image, cax=colorbar)
     ax.set_title(f"|numpy - torch| of {d.name} (case {d.case!r}, {d.dtype})", fontsize=9)
     ax.set_xlabel("last dimension")
     ax.set_ylabel("leading dims (flattened)")
@@ -155,7 +172,7 @@ def _histogram(ax: Axes, d: Diff) -> None:
     ax.set_title(f"log10 |numpy - torch| / |torch| of {d.name} ({d.dtype})", fontsize=9)
     ax.set_xlabel("log10 elementwise relative error")
     ax.set_ylabel("elements")
-    ax.legend(fontsize=7)
+    ax.legend(loc="upper left", fontsize=7)
 
 
 def plot_report(report: Any, path: Path) -> Path:
@@ -174,7 +191,7 @@ def plot_curves(path: Path, title: str, x: np.ndarray, numpy_curve: np.ndarray,
     top.plot(x, numpy_curve, "--", label=labels[0], linewidth=1.5)
     top.set_ylabel(ylabel)
     top.set_title(f"{title} ({dtype})")
-    top.legend()
+    top.legend(loc="upper right")  # loc="best" searches every point: slow on long curves
     difference = np.abs(np.asarray(numpy_curve, np.float64) - np.asarray(torch_curve, np.float64))
     bottom.semilogy(x, np.maximum(difference, 1e-20), color="tab:red")
     bottom.set_xlabel(xlabel)
