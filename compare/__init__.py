@@ -5,8 +5,9 @@ from compare.registry import concepts, get
 from compare.report import Diff, Report
 from compare.runner import run_concept
 from compare.tolerances import Tolerance
-from compare.verify import verify  # the function (the submodule stays compare.verify's module)
+# The Python API; ``verify`` is the function (the submodule stays sys.modules' compare.verify)
+from compare.api import list_concepts, run, show, verify
 
 __all__ = ["Case", "Concept", "Diff", "Outcome", "Report", "Tolerance", "Trial",
            "check_function_gradients", "check_module_gradients", "concepts", "get",
-           "numerical_gradient", "run_concept", "verify"]
+           "list_concepts", "numerical_gradient", "run", "run_concept", "show", "verify"]
