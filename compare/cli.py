@@ -25,31 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from compare import registry, term
+from compare.script import MAX_SEED, ScriptError, guarded, seed_value
 from compare.tolerances import DTYPES
 
 EXIT_AGREE, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(ScriptError):
     """Bad usage or bad input: printed as one line, exit code 2."""
 
 
-MAX_SEED = 2**32 - 1  # numpy.random.default_rng and torch.manual_seed both accept this range
 DEVICES = ("cpu", "cuda")
-
-
-def seed_value(text: str) -> int:
-    """``--seed``: a whole number in [0, 2**32 - 1]; anything else is a usage error."""
-    try:
-        seed = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid int value {text!r}: a seed is a whole number from 0 to {MAX_SEED}") \
-            from None
-    if not 0 <= seed <= MAX_SEED:
-        raise argparse.ArgumentTypeError(
-            f"invalid seed {text!r}: expected a whole number from 0 to {MAX_SEED}")
-    return seed
 
 
 def device_value(text: str) -> str:
@@ -73,6 +59,10 @@ def _version() -> str:
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+__all__ = ["EXIT_AGREE", "EXIT_MISMATCH", "EXIT_USAGE", "MAX_SEED", "UsageError", "main",
+           "seed_value"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -410,8 +400,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    try:
+    """The command line; every bad ending is one line on stderr and an exit code
+    (``compare.script.guarded``: 2 bad usage, 130 Ctrl-C, 1 unwritable output)."""
+    def body() -> int:
+        parser = _parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
@@ -419,15 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {"list": cmd_list, "run": cmd_run, "show": cmd_show, "verify": cmd_verify,
                     "exercise": cmd_exercise, "bench": cmd_bench, "report": cmd_report}
         return commands[args.command](args)
-    except UsageError as error:
-        print(f"dualgrad: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:  # `dualgrad run --all | head`: the reader left, nothing is wrong
-        sys.stderr.close()
-        return EXIT_AGREE
-    except KeyboardInterrupt:
-        print("dualgrad: interrupted", file=sys.stderr)
-        return 130
+    return guarded("dualgrad", body)
 
 
 def run_as_script(name: str) -> None:
