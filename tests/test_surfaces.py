@@ -212,3 +212,19 @@ def test_report_plot_is_a_figure_and_matplotlib_state_is_untouched(tmp_path):
                             capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["True", "svg", "False", "True"]
 
+
+
+def test_histogram_of_errors_a_few_ulp_apart_is_drawn():
+    # the README's MyLinear bias gradient: two elements, both off by exactly a factor of 12,
+    # whose log10 relative errors differ in the last bit -- numpy cannot make 40 bins of that
+    import numpy as np
+
+    from compare import plots
+    from compare.metrics import measure
+    from compare.tolerances import Tolerance
+    b = np.array([5.11865749, -2.41953999])
+    d = measure(b / 12, b, Tolerance(rtol=1e-10), case="4d-leading", dtype="float64",
+                check="yours-vs-numpy", name="grad.param.bias")
+    fig = plots.new_figure(figsize=(4, 3))
+    plots._histogram(fig.add_subplot(), d)
+    assert sum(p.get_height() for p in fig.axes[0].patches) == 2
