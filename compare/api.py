@@ -123,13 +123,21 @@ class Code(str):
 
 def show(concept: str | Concept, width: int = 160) -> Code:
     """The NumPy and the PyTorch code of ``concept`` side by side, ``width`` columns."""
-    from compare.cli import side_by_side
-    resolved = _concept(concept)
+    from compare.cli import UsageError, side_by_side, source_files
+    if isinstance(concept, Concept):
+        numpy_path = concept.source_path("numpy_impl")
+        torch_path = concept.source_path("torch_impl")
+    elif isinstance(concept, str):
+        try:  # found without importing any concept: show needs no torch
+            numpy_path, torch_path = source_files(concept)
+        except UsageError as error:
+            raise ValueError(f"concept: {error}") from None
+    else:
+        raise ValueError(f"concept must be a concept name or a Concept, "
+                         f"got {type(concept).__name__}")
     if isinstance(width, bool) or not isinstance(width, int) or not 43 <= width <= 1000:
         raise ValueError(f"width must be a whole number of columns from 43 to 1000, "
                          f"got {width!r}")
-    numpy_path = resolved.source_path("numpy_impl")
-    torch_path = resolved.source_path("torch_impl")
     root = numpy_path.parent.parent.parent
     return Code(side_by_side(numpy_path.read_text(encoding="utf-8"),
                              torch_path.read_text(encoding="utf-8"),

@@ -198,6 +198,23 @@ def catalogue() -> list[dict[str, str]]:
     return rows
 
 
+def source_files(name: str) -> tuple[Path, Path]:
+    """A concept's NumPy and torch files, found without importing any concept (``show`` needs
+    no torch); an unknown name is a ``UsageError`` suggesting the closest names."""
+    import difflib
+    rows = {row["name"]: row for row in catalogue()}
+    key = name.split("/")[-1]
+    row = rows.get(key)
+    if row is None or ("/" in name and f"{row['family']}/{key}" != name):
+        close = difflib.get_close_matches(key, list(rows), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else \
+            "; 'dualgrad list' shows every concept"
+        raise UsageError(f"unknown concept {name!r}{hint}")
+    root = registry._ROOT.parent
+    return (root / "numpy_impl" / row["family"] / f"{key}.py",
+            root / "torch_impl" / row["family"] / f"{key}.py")
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.json:  # the JSON rows carry case names, which only the concepts themselves know
         for c in registry.concepts().values():
@@ -388,11 +405,10 @@ def side_by_side(left: str, right: str, left_title: str, right_title: str, width
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    concept = _concept(args.concept)
+    numpy_path, torch_path = source_files(args.concept)  # no concept imported: no torch
     width = args.width or shutil.get_terminal_size(fallback=(160, 40)).columns
     if width < 43:
         raise UsageError(f"--width {width} is too narrow; expected at least 43 columns")
-    numpy_path, torch_path = concept.source_path("numpy_impl"), concept.source_path("torch_impl")
     root = numpy_path.parent.parent.parent
     print(side_by_side(numpy_path.read_text(), torch_path.read_text(),
                        str(numpy_path.relative_to(root)), str(torch_path.relative_to(root)), width))

@@ -135,6 +135,16 @@ def test_list_does_not_import_torch_and_is_fast():
     assert float(seconds) < 2.0  # measured 0.2 s on an idle core; generous for a busy machine
 
 
+def test_show_does_not_import_torch():
+    code = ("import sys; from compare.cli import main; import compare; "
+            "main(['show', 'layers/linear', '--width', '100']); compare.show('dropout'); "
+            "print('torch' in sys.modules, file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV,
+                            capture_output=True, text=True, check=True)
+    assert result.stderr.strip() == "False"
+    assert result.stdout.startswith("numpy_impl/layers/linear.py")
+
+
 def test_list_shows_every_registered_concept(capsys):
     _, out, _ = run(capsys, "list")
     listed = [line.split()[0] for line in out.splitlines() if line.startswith("  ")]
