@@ -59,6 +59,7 @@ from compare.script import (
     seed_value,
     writable_dir,
 )
+from compare.term import Progress
 from compare.vision._builtin import BuiltinCNNFeatures
 from numpy_impl.layers.losses import CrossEntropyLoss as NumpyCrossEntropyLoss
 from numpy_impl.training import optimizers as numpy_optim
@@ -338,7 +339,15 @@ def train_main(args: argparse.Namespace) -> int:
           f"{len(data.y_test)} test images, {args.epochs} epochs, Adam lr={args.lr:g}, "
           f"batch {args.batch_size}, float32, seed {args.seed}; torch threads "
           f"{torch.get_num_threads()}")
-    result = train_both(data, args.epochs, args.batch_size, args.lr, args.seed)
+    with Progress(args.epochs) as bar:  # on a terminal: epochs done, elapsed, ETA on stderr
+        def log(line: str) -> None:
+            bar.clear()
+            print(line, flush=True)
+            if line.lstrip()[:1].isdigit():  # an epoch's row (the header is not)
+                bar.advance("epochs")
+            else:
+                bar.update("epochs")
+        result = train_both(data, args.epochs, args.batch_size, args.lr, args.seed, log=log)
     total = {k: sum(v) for k, v in result.seconds.items()}
     final = {k: v[-1] for k, v in result.accuracy.items()}
     print(f"final test accuracy: numpy {final['numpy']:.4f}, torch {final['torch']:.4f}; "
