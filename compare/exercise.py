@@ -1,8 +1,11 @@
 """Exercise skeletons: ``dualgrad exercise CONCEPT`` writes a file to fill in.
 
 The skeleton is the reference NumPy class with its constructor kept (so the parameters and
-buffers are registered under the right names and shapes) and its ``forward`` and ``backward``
-emptied: they raise until you write them. The file's docstring carries the reference's math,
+buffers are registered under the right names and shapes), its other methods kept (what the
+runner calls, such as ``configure_optimizers``, and shared pieces), the reference module's
+own names that the class uses imported, and its ``forward`` and ``backward`` emptied: they
+raise until you write them. Filled with the reference's own bodies, every skeleton passes
+``verify`` (tests/test_exercise_skeletons.py). The file's docstring carries the reference's math,
 and its last lines say how to check the result with ``dualgrad verify``.
 """
 from __future__ import annotations
