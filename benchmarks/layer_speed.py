@@ -322,8 +322,9 @@ def erf_accuracy() -> None:
         ulp = np.spacing(np.abs(exact[normal]).astype(dtype)).astype(np.float64)
         error = np.abs(got[normal] - exact[normal])
         worst = int(np.argmax(error / ulp))
-        print(f"{np.dtype(dtype).name}: {points.size} points, worst {error[worst] / ulp[worst]:.2f} "
-              f"ulp at x = {float(points[normal][worst]):.6g}; worst relative error "
+        print(f"{np.dtype(dtype).name}: {points.size} points, worst "
+              f"{error[worst] / ulp[worst]:.2f} ulp at x = {float(points[normal][worst]):.6g}; "
+              f"worst relative error "
               f"{np.max(error / np.abs(exact[normal])):.2e}; subnormal results: worst absolute "
               f"error {np.max(np.abs(got[~normal] - exact[~normal]), initial=0.0):.1e}")
 

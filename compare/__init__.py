@@ -1,12 +1,18 @@
-"""The comparison engine: concepts, the runner, reports, plots, finite differences, the CLI."""
+"""The comparison engine: concepts, the runner, reports, plots, finite differences, the CLI,
+and the Python API (``run``, ``verify``, ``show``, ``list_concepts``; see ``compare.api``).
+
+``compare.verify`` is the API function: the submodule is imported before the function is
+bound, since importing a submodule afterwards would rebind the package attribute to it.
+"""
+import compare.verify  # noqa: F401 -- first, see above
+from compare.api import list_concepts, run, show, verify
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.finite_diff import check_function_gradients, check_module_gradients, numerical_gradient
 from compare.registry import concepts, get
 from compare.report import Diff, Report
 from compare.runner import run_concept
 from compare.tolerances import Tolerance
-from compare.verify import verify  # the function (the submodule stays compare.verify's module)
 
 __all__ = ["Case", "Concept", "Diff", "Outcome", "Report", "Tolerance", "Trial",
            "check_function_gradients", "check_module_gradients", "concepts", "get",
-           "numerical_gradient", "run_concept", "verify"]
+           "list_concepts", "numerical_gradient", "run", "run_concept", "show", "verify"]

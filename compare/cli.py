@@ -9,7 +9,10 @@
     dualgrad bench [CONCEPT ...]       NumPy-vs-torch speed per concept
     dualgrad report DIR [CONCEPT ...]  a static HTML report: code side by side, tables, plots
 
-Bad usage ends in one line on stderr naming what was wrong, and exit code 2.
+Bad usage ends in one line on stderr naming what was wrong, and exit code 2. ``--all``,
+``--dtype``, ``--seed`` and ``--json`` mean the same on every subcommand that takes concepts;
+verdicts are coloured on a terminal (not when piped, not under NO_COLOR), and long work draws a
+progress bar on stderr when stderr is a terminal.
 """
 from __future__ import annotations
 
@@ -23,14 +26,36 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from compare import registry
+from compare import registry, term
+from compare.script import MAX_SEED, ScriptError, guarded, seed_value
 from compare.tolerances import DTYPES
 
 EXIT_AGREE, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
 
 
-class UsageError(Exception):
+class UsageError(ScriptError):
     """Bad usage or bad input: printed as one line, exit code 2."""
+
+
+DEVICES = ("cpu", "cuda")
+
+
+def device_value(text: str) -> str:
+    """``--device``: cpu, cuda or cuda:N (the comparisons need float64, which meta and mps
+    lack); checked before torch is imported."""
+    kind, _, index = text.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise argparse.ArgumentTypeError(
+            f"invalid device {text!r}: expected cpu, cuda or cuda:N")
+    return text
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("dualgrad")
+    except PackageNotFoundError:
+        return "unknown (dualgrad is not installed; running from a source tree)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,9 +63,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
+__all__ = ["EXIT_AGREE", "EXIT_MISMATCH", "EXIT_USAGE", "MAX_SEED", "UsageError", "main",
+           "seed_value"]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dualgrad", description="Every neural-network concept written twice "
                      "(NumPy by hand, PyTorch with autograd) and compared tensor by tensor.")
+    parser.add_argument("--version", action="version", version=f"dualgrad {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     listing = commands.add_parser("list", help="concepts by family, one line each")
@@ -52,12 +82,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dtype", choices=[*DTYPES, "both"], default="both",
                      help="float64 (exactness), float32 (realism, refereed by float64) or both "
                           "(default)")
-    run.add_argument("--seed", type=int, default=0, help="seed of the inputs and weights (0)")
+    run.add_argument("--seed", type=seed_value, default=0,
+                     help="seed of the inputs and weights, 0 to 2**32-1 (0)")
     run.add_argument("--plots", metavar="DIR", type=Path, help="write a PNG per concept to DIR")
     run.add_argument("--json", action="store_true",
                      help="one JSON object per concept on stdout instead of tables")
-    run.add_argument("--device", default="cpu",
-                     help="where the torch twins run: cpu (default) or cuda")
+    run.add_argument("--device", type=device_value, default="cpu",
+                     help="where the torch twins run: cpu (default), cuda or cuda:N")
+    run.add_argument("--failures-only", action="store_true",
+                     help="print only the failing rows of each table (and the verdicts)")
 
     verify = commands.add_parser(
         "verify", help="check your own implementation against both references",
@@ -73,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
                              "or FORWARD,BACKWARD; pkg.module:NAME works too), or FILE.py "
                              "alone; CONCEPT is e.g. layernorm, or activations:GELU")
     verify.add_argument("--dtype", choices=list(DTYPES), default="float64")
-    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--seed", type=seed_value, default=0)
     verify.add_argument("--json", action="store_true", help="one JSON object instead of a table"
                         " (your code's own print() output goes to stderr)")
     verify.add_argument("--plots", metavar="DIR", type=Path, help="write the report's PNG to DIR")
@@ -98,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
                     "mismatch.")
     report.add_argument("directory", metavar="DIR")
     report.add_argument("concepts", nargs="*", metavar="CONCEPT", help="default: every concept")
-    report.add_argument("--seed", type=int, default=0)
+    report.add_argument("--seed", type=seed_value, default=0)
     report.add_argument("--jobs", "-j", type=int, default=0,
                         help="concepts built in parallel processes (default 0: one per CPU)")
     report.add_argument("--bench", metavar="FILE", type=Path,
@@ -110,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Median forward+backward time of each twin, summed over a concept's "
                     "cases. Concepts with their own runner have scripts under benchmarks/.")
     bench.add_argument("concepts", nargs="*", metavar="CONCEPT", help="default: every concept")
+    bench.add_argument("--all", action="store_true", help="every concept (the default)")
     bench.add_argument("--dtype", choices=list(DTYPES), default="float64")
     bench.add_argument("--repeat", type=int, default=20, help="timed runs per case (20)")
     bench.add_argument("--threads", type=int, default=1, help="torch threads (1)")
@@ -144,32 +178,82 @@ def _check_plots_dir(directory: Path) -> None:
 
 
 def _check_device(device: str) -> None:
+    """The syntax was checked by ``device_value``; here: is that device present."""
+    if device == "cpu":
+        return
     import torch
-    try:
-        parsed = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"--device {device!r} is not a torch device; expected cpu or cuda") \
-            from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: CUDA is not available on this machine")
+    if not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: CUDA is not available on this machine")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} "
+                         "CUDA device(s)")
+
+
+def catalogue() -> list[dict[str, str]]:
+    """Every concept's name, family, summary and witness, read from the source of its compare
+    file without importing it (importing a concept imports torch: seconds instead of
+    milliseconds). A file whose ``CONCEPT`` fields are not plain literals is imported."""
+    import ast
+
+    rows = []
+    for family in registry.FAMILIES:
+        folder = registry._ROOT / family
+        for path in sorted(folder.glob("*.py")) if folder.is_dir() else []:
+            if path.name.startswith("_"):
+                continue
+            fields = None
+            for node in ast.parse(path.read_text(encoding="utf-8")).body:
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and any(
+                        getattr(t, "id", None) == "CONCEPT" for t in node.targets):
+                    keywords = {k.arg: k.value for k in node.value.keywords}
+                    try:
+                        fields = {k: ast.literal_eval(keywords[k])
+                                  for k in ("name", "family", "summary")}
+                        fields["witness"] = ast.literal_eval(keywords["witness"]) \
+                            if "witness" in keywords else ""
+                    except (KeyError, ValueError):
+                        fields = None
+            if fields is None:  # not literal: ask the concept itself
+                concept = registry.get(path.stem)
+                fields = {"name": concept.name, "family": concept.family,
+                          "summary": concept.summary, "witness": concept.witness}
+            rows.append(fields)
+    return rows
+
+
+def source_files(name: str) -> tuple[Path, Path]:
+    """A concept's NumPy and torch files, found without importing any concept (``show`` needs
+    no torch); an unknown name is a ``UsageError`` suggesting the closest names."""
+    import difflib
+    rows = {row["name"]: row for row in catalogue()}
+    key = name.split("/")[-1]
+    row = rows.get(key)
+    if row is None or ("/" in name and f"{row['family']}/{key}" != name):
+        close = difflib.get_close_matches(key, list(rows), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else \
+            "; 'dualgrad list' shows every concept"
+        raise UsageError(f"unknown concept {name!r}{hint}")
+    root = registry._ROOT.parent
+    return (root / "numpy_impl" / row["family"] / f"{key}.py",
+            root / "torch_impl" / row["family"] / f"{key}.py")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    concepts = registry.concepts().values()
-    if args.json:
-        for c in concepts:
+    if args.json:  # the JSON rows carry case names, which only the concepts themselves know
+        for c in registry.concepts().values():
             print(json.dumps({"concept": c.name, "family": c.family, "summary": c.summary,
                               "compares": c.compares, "witness": c.witness,
                               "cases": [case.name for case in c.cases]}))
         return EXIT_AGREE
-    width = max((len(c.name) for c in concepts), default=0)
+    rows = catalogue()
+    width = max((len(c["name"]) for c in rows), default=0)
     family = None
-    for c in concepts:
-        if c.family != family:
-            family = c.family
+    for c in rows:
+        if c["family"] != family:
+            family = c["family"]
             print(f"{family}:")
-        print(f"  {c.name:<{width}}  {c.summary}  [{len(c.cases)} cases; "
-              f"witness: {c.witness or 'none'}]")
+        print(f"  {c['name']:<{width}}  {c['summary']}  [witness: {c['witness'] or 'none'}]")
     return EXIT_AGREE
 
 
@@ -180,44 +264,55 @@ def _one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
+def _select(args: argparse.Namespace, default_all: bool = False) -> list:
+    """The concepts a subcommand was given: names, or --all (or every one by default)."""
+    if getattr(args, "all", False) and args.concepts:
+        raise UsageError("name concepts or use --all, not both")
+    if not args.concepts and not getattr(args, "all", False) and not default_all:
+        raise UsageError("name at least one concept (see 'dualgrad list'), or use --all")
+    if not args.concepts:
+        return list(registry.concepts().values())
+    return list({c.name: c for c in map(_concept, args.concepts)}.values())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from compare.runner import run_concept
-    _one_torch_thread()
-    if args.all and args.concepts:
-        raise UsageError("name concepts or use --all, not both")
-    if not args.all and not args.concepts:
-        raise UsageError("name at least one concept (see 'dualgrad list'), or use --all")
-    selected = list(registry.concepts().values()) if args.all else \
-        list({c.name: c for c in map(_concept, args.concepts)}.values())
+    selected = _select(args)
     if args.plots is not None:
         _check_plots_dir(args.plots)
     _check_device(args.device)
+    _one_torch_thread()
     dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
 
-    progress = args.all or len(selected) > 1
+    several = len(selected) > 1
     all_agree = True
-    for i, concept in enumerate(selected, start=1):
-        report = run_concept(concept, dtypes=dtypes, seed=args.seed, device=args.device)
-        all_agree &= report.passed
-        written = []
-        if args.plots is not None:
-            written.append(report.plot(args.plots / f"{concept.name}.png"))
-            if concept.extra_plots is not None:
-                written.extend(concept.extra_plots(args.plots, args.seed))
-        if args.json:
-            print(json.dumps(report.to_dict()), flush=True)
-        else:
-            print(report.table() + "\n", flush=True)
-        if progress:
-            verdict = "agree" if report.passed else ("ERROR" if report.error else "MISMATCH")
-            print(f"[{i}/{len(selected)}] {concept.qualified_name}: {verdict} "
-                  f"({len(report.diffs)} tensors, {report.seconds:.2f} s)",
-                  file=sys.stderr, flush=True)
-        for path in written:
-            print(f"wrote {path}", file=sys.stderr)
-    if progress and not args.json:
-        agreeing = "all" if all_agree else "not all"
-        print(f"{len(selected)} concepts run; {agreeing} agree")
+    with term.Progress(len(selected)) as bar:
+        for concept in selected:
+            bar.update(concept.name)
+            report = run_concept(concept, dtypes=dtypes, seed=args.seed, device=args.device)
+            bar.clear()
+            all_agree &= report.passed
+            written = []
+            if args.plots is not None:
+                written.append(report.plot(args.plots / f"{concept.name}.png"))
+                if concept.extra_plots is not None:
+                    written.extend(concept.extra_plots(args.plots, args.seed))
+            if args.json:
+                print(json.dumps(report.to_dict()), flush=True)
+            else:
+                table = report.table(failures_only=args.failures_only)
+                print(term.highlight(table) + "\n", flush=True)
+            if several and not bar.enabled:  # a log line per concept where no bar is drawn
+                print(f"[{bar.done + 1}/{len(selected)}] {concept.qualified_name}: "
+                      f"{report.verdict} ({len(report.diffs)} tensors, {report.seconds:.2f} s)",
+                      file=sys.stderr, flush=True)
+            for path in written:
+                print(f"wrote {path}", file=sys.stderr)
+            bar.advance(concept.name)
+    if several and not args.json:
+        agreeing = "all agree" if all_agree else "not all agree"
+        print(term.paint(f"{len(selected)} concepts run; {agreeing}",
+                         "green" if all_agree else "red"))
     return EXIT_AGREE if all_agree else EXIT_MISMATCH
 
 
@@ -334,13 +429,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.repeat < 1 or args.threads < 1:
         raise UsageError("--repeat and --threads must be at least 1")
     torch.set_num_threads(args.threads)
-    selected = [_concept(n) for n in args.concepts] or list(registry.concepts().values())
+    selected = _select(args, default_all=True)
     if not args.json:
         print(f"{'concept':<22} {'cases':>5} {'numpy ms':>10} {'torch ms':>10} "
               f"{'numpy/torch':>12}   ({args.dtype}, forward+backward, median of "
               f"{args.repeat}, torch threads {args.threads})")
+    bar = term.Progress(len(selected))
     for concept in selected:
+        bar.update(concept.name)
         timing = bench(concept, args.dtype, args.repeat)
+        bar.advance(concept.name)
+        bar.clear()
         if args.json:
             print(json.dumps(timing.to_dict() if timing else
                              {"concept": concept.name, "skipped": "has its own runner"}))
@@ -377,10 +476,9 @@ SHOW_WIDTH = (60, 400)  # narrower is unreadable in two columns; wider only prin
 
 def cmd_show(args: argparse.Namespace) -> int:
     from compare.align import align_files, render_terminal
-    concept = _concept(args.concept)
+    numpy_path, torch_path = source_files(args.concept)  # no concept imported: no torch
     width = args.width or shutil.get_terminal_size(fallback=(160, 40)).columns
     width = min(max(width, SHOW_WIDTH[0]), SHOW_WIDTH[1])
-    numpy_path, torch_path = concept.source_path("numpy_impl"), concept.source_path("torch_impl")
     root = numpy_path.parent.parent.parent
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     rows = align_files(numpy_path, torch_path)
@@ -391,8 +489,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    try:
+    """The command line; every bad ending is one line on stderr and an exit code
+    (``compare.script.guarded``: 2 bad usage, 130 Ctrl-C, 1 unwritable output)."""
+    def body() -> int:
+        parser = _parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
@@ -400,15 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {"list": cmd_list, "run": cmd_run, "show": cmd_show, "verify": cmd_verify,
                     "exercise": cmd_exercise, "bench": cmd_bench, "report": cmd_report}
         return commands[args.command](args)
-    except UsageError as error:
-        print(f"dualgrad: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except BrokenPipeError:  # `dualgrad run --all | head`: the reader left, nothing is wrong
-        sys.stderr.close()
-        return EXIT_AGREE
-    except KeyboardInterrupt:
-        print("dualgrad: interrupted", file=sys.stderr)
-        return 130
+    return guarded("dualgrad", body)
 
 
 def run_as_script(name: str) -> None:

@@ -1,8 +1,11 @@
 """Exercise skeletons: ``dualgrad exercise CONCEPT`` writes a file to fill in.
 
 The skeleton is the reference NumPy class with its constructor kept (so the parameters and
-buffers are registered under the right names and shapes) and its ``forward`` and ``backward``
-emptied: they raise until you write them. The file's docstring carries the reference's math,
+buffers are registered under the right names and shapes), its other methods kept (what the
+runner calls, such as ``configure_optimizers``, and shared pieces), the reference module's
+own names that the class uses imported, and its ``forward`` and ``backward`` emptied: they
+raise until you write them. Filled with the reference's own bodies, every skeleton passes
+``verify`` (tests/test_exercise_skeletons.py). The file's docstring carries the reference's math,
 and its last lines say how to check the result with ``dualgrad verify``.
 """
 from __future__ import annotations
@@ -10,15 +13,16 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
-import types
 
 from compare.verify import VerifyError, select_cases
 from numpy_impl.module import Module
 
 
-def _imports_for(reference: type, init_source: str) -> list[str]:
+def _imports_for(reference: type, class_source: str) -> list[str]:
     """The reference module's import lines, plus imports of its own module-level names that
-    the constructor uses (helpers such as ``_as_shape``)."""
+    the class uses (validators such as ``check_indices``, constants such as ``SCHEMES``,
+    helper functions), so that the constructor and helper methods kept in the skeleton run
+    and a forward/backward written like the reference's finds the same names."""
     module = inspect.getmodule(reference)
     source = inspect.getsource(module)
     lines = []
@@ -29,11 +33,16 @@ def _imports_for(reference: type, init_source: str) -> list[str]:
     if not any("numpy_impl.module import" in line or line == "from numpy_impl import Module"
                for line in lines):
         lines.append("from numpy_impl import Module, Parameter")
-    used = {n.id for n in ast.walk(ast.parse(textwrap.dedent(init_source)))
+    used = {n.id for n in ast.walk(ast.parse(textwrap.dedent(class_source)))
             if isinstance(n, ast.Name)}
-    own = sorted(name for name in used
-                 if name in vars(module) and not isinstance(vars(module)[name], types.ModuleType)
-                 and getattr(vars(module)[name], "__module__", None) == module.__name__)
+    defined = set()  # names the reference module itself defines at its top level
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    own = sorted(name for name in used if name in defined and name != reference.__name__)
     for base in reference.__bases__:
         if base is not Module:
             lines.append(f"from {base.__module__} import {base.__name__}")
@@ -46,6 +55,23 @@ def _base_names(reference: type) -> list[str]:
     """The reference's direct base classes by name: its constructor's super().__init__ call
     must reach the same base (a CNN built on a shared feature extractor, say)."""
     return [base.__name__ for base in reference.__bases__]
+
+
+def _helper_methods(reference: type) -> str:
+    """The reference's own methods other than the constructor, forward and backward
+    (``configure_optimizers``, input checks, shared pieces of the backward pass): the runner
+    or the reference's structure needs them, and they are not the exercise."""
+    kept = []
+    for name, value in vars(reference).items():
+        if name in ("__init__", "forward", "backward") or not callable(
+                getattr(value, "__func__", value)):
+            continue
+        try:
+            source = inspect.getsource(value)
+        except (OSError, TypeError):  # generated (dataclass) methods have no source
+            continue
+        kept.append(textwrap.indent(textwrap.dedent(source).rstrip(), "    "))
+    return "\n\n".join(kept)
 
 
 def _parameters(function: object) -> str:
@@ -63,12 +89,18 @@ def skeleton(spec: str) -> tuple[str, str]:
     """The exercise file for ``spec`` (``layernorm``, ``activations:GELU``) and its class name."""
     concept, _, reference = select_cases(spec, own_name="")
     name = reference.__name__
+    if not inspect.isclass(reference):
+        raise VerifyError(f"{name} ({concept.qualified_name}) is a function, not a forward/"
+                          f"backward Module, so it has no skeleton -- copy "
+                          f"numpy_impl/{concept.family}/{concept.name}.py and change {name} "
+                          f"instead, then run 'dualgrad verify {spec} FILE.py:{name}'")
     if not issubclass(reference, Module):
         raise VerifyError(f"exercise skeletons are forward/backward Modules; {name} "
                           f"({concept.qualified_name}) is not one -- copy "
                           f"numpy_impl/{concept.family}/{concept.name}.py and change it instead")
     module = inspect.getmodule(reference)
     init_source = textwrap.dedent(inspect.getsource(reference.__init__))
+    helpers = _helper_methods(reference)
     math = textwrap.indent(inspect.cleandoc(module.__doc__ or ""), "    ")
     file_name = f"my_{concept.name}.py"
     verify_spec = spec if ":" in spec else concept.name
@@ -88,14 +120,14 @@ into p.grad), then check your work on every case of the concept:
 """
 from __future__ import annotations
 
-{chr(10).join(_imports_for(reference, init_source))}
+{chr(10).join(_imports_for(reference, inspect.getsource(reference)))}
 
 
 class {name}({", ".join(_base_names(reference))}):
     """{inspect.cleandoc(reference.__doc__ or name)}"""
 
 {textwrap.indent(init_source, "    ").rstrip()}
-
+{(chr(10) + helpers + chr(10)) if helpers else ""}
     def forward({_parameters(reference.forward)}):
         """The forward pass; keep in ``self`` whatever backward will need."""
         raise NotImplementedError("exercise: write {name}.forward")

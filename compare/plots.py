@@ -164,7 +164,9 @@ def _histogram(ax: Axes, d: Diff) -> None:
     exact = int(np.count_nonzero(rel == 0))
     # elements whose reference is ~0 have huge relative errors; draw them at 1e2 ("way off")
     logs = np.minimum(np.log10(rel[np.isfinite(rel) & (rel > 0)]), 2.0)
-    ax.hist(np.concatenate([logs, np.full(exact, _EXACT_FLOOR)]), bins=40, color="tab:gray")
+    # rounded: log10 errors a few ulp apart (all equal in truth) leave no room for 40 bins
+    ax.hist(np.round(np.concatenate([logs, np.full(exact, _EXACT_FLOOR)]), 6), bins=40,
+            color="tab:gray")
     if d.tolerance.rtol > 0:  # rtol 0: exact equality required, no line to draw
         ax.axvline(np.log10(d.tolerance.rtol), color="tab:red", linestyle="--",
                    label=f"rtol {d.tolerance.rtol:.0e}")

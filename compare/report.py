@@ -112,18 +112,32 @@ class Report:
     def divergence_table(self) -> str:
         return text.divergence_table(self)
 
-    def table(self) -> str:
-        return text.table(self)
+    def table(self, failures_only: bool = False) -> str:
+        return text.table(self, failures_only=failures_only)
 
-    __str__ = table
+    def __str__(self) -> str:
+        return self.table()
+
+    def __repr__(self) -> str:  # short: a notebook or a debugger shows this, not the table
+        failing = len(self.failures)
+        error = f", error={self.error[:60] + ('...' if len(self.error) > 60 else '')!r}" \
+            if self.error else ""
+        return (f"<Report {self.family}/{self.concept}: {self.verdict}, {len(self.diffs)} "
+                f"tensors, {failing} failing, seed {self.seed}{error}>")
 
     def _repr_html_(self) -> str:
         return html_render.report_table(self)
 
-    def plot(self, path: str | Path) -> Path:
-        """Write this report's figure (heatmaps, error histograms, error vs tolerance) as PNG."""
-        from compare.plots import plot_report  # matplotlib is imported only when plotting
-        return plot_report(self, Path(path))
+    def plot(self, path: str | Path | None = None) -> Any:
+        """This report's figure (error vs tolerance, heatmaps, error histograms).
+
+        Without ``path``: the ``matplotlib.figure.Figure`` itself (a notebook displays it;
+        pyplot and the backend are never touched). With ``path``: written there as PNG, and
+        the path returned."""
+        from compare import plots  # matplotlib is imported only when plotting
+        if path is None:
+            return plots.figure_for(self)
+        return plots.plot_report(self, Path(path))
 
 
 def _cell(d: Diff | None) -> dict[str, Any] | None:

@@ -48,13 +48,19 @@ def divergence_table(report: Any) -> str:
     return "\n".join(lines)
 
 
-def table(report: Any) -> str:
+def table(report: Any, failures_only: bool = False) -> str:
+    """The full table: a header per case and dtype, one row per tensor and check.
+    ``failures_only`` keeps only the failing rows (and the groups that have one)."""
     lines = [f"{report.family}/{report.concept} -- {report.summary} (seed {report.seed})"]
     if report.error:
         lines.append(f"  error: {report.error}")
     header = (f"  {'check':<16} {'tensor':<28} {'shape':<14} {'exact':<5} {'max_abs':>9} "
               f"{'max_rel':>9} {'rtol':>7} {'outside':>8}  ok")
     for (case, dtype), diffs in report.groups():
+        if failures_only:
+            diffs = [d for d in diffs if not d.passed]
+            if not diffs:
+                continue
         lines.append(f"\ncase {case!r}, {dtype}")
         with_referee = any(d.referee for d in diffs)
         lines.append(header + ("   closer to float64" if with_referee else ""))

@@ -25,7 +25,6 @@ losses side by side, next to the count model's NLL.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +35,14 @@ import numpy as np
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.data import names
 from compare.finite_diff import numerical_gradient
+from compare.script import (
+    Parser,
+    ScriptError,
+    guarded,
+    help_requested,
+    positive_int_value,
+    run_options_help,
+)
 from numpy_impl.language import bigram as numpy_twin
 from torch_impl.language import bigram as torch_twin
 
@@ -314,27 +321,40 @@ def print_losses(steps: int = 20, lr: float = 50.0, seed: int = 0) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m compare.language.bigram [--data FILE] [--steps N] [run options]``."""
+    """``python -m compare.language.bigram [--data FILE] [--steps N] [run options]``: the
+    comparison, then both twins' training losses side by side. Bad input is one line on
+    stderr and exit 2, found before anything runs (``compare.script.guarded``)."""
     from compare.cli import main as cli_main
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--data", type=Path, help="a UTF-8 text file of words")
-    parser.add_argument("--steps", type=int, default=20, help="training steps to print (20)")
-    known, rest = parser.parse_known_args(argv)
-    if known.data is not None:
-        try:
-            words = names.load_words(known.data)
-        except (OSError, ValueError) as error:
-            print(f"dualgrad: error: --data: {error}", file=sys.stderr)
-            return 2
-        # the registry imports this file as compare.language.bigram, not as __main__
-        from compare.language import bigram as registered
-        registered.use_words(words)
-        use_words(words)
-    code = cli_main(["run", "bigram", *rest])
-    if "--json" not in rest and "-h" not in rest and "--help" not in rest and code != 2:
-        print()
-        print_losses(steps=known.steps)
-    return code
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = Parser(prog="python -m compare.language.bigram", add_help=False,
+                    description="The bigram comparison (as `dualgrad run bigram`), then the "
+                                "neural bigram's training losses of both twins side by side.")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    parser.add_argument("--data", type=Path, metavar="FILE",
+                        help="a UTF-8 text file of words (default: the built-in names corpus)")
+    parser.add_argument("--steps", type=positive_int_value, default=20,
+                        help="training steps to print (20)")
+
+    def body() -> int:
+        if help_requested(argv):
+            print(parser.format_help() + "\n" + run_options_help())
+            return 0
+        known, rest = parser.parse_known_args(argv)
+        if known.data is not None:
+            try:
+                words = names.load_words(known.data)
+            except (OSError, ValueError) as error:
+                raise ScriptError(f"--data: {error}") from None
+            # the registry imports this file as compare.language.bigram, not as __main__
+            from compare.language import bigram as registered
+            registered.use_words(words)
+            use_words(words)
+        code = cli_main(["run", "bigram", *rest])
+        if "--json" not in rest and code != 2:
+            print()
+            print_losses(steps=known.steps)
+        return code
+    return guarded("dualgrad", body)  # as the comparison it runs: one prefix
 
 
 if __name__ == "__main__":

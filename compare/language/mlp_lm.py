@@ -22,7 +22,6 @@ sampled words) on the built-in corpus or on your own text.
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 from collections.abc import Sequence
@@ -37,6 +36,13 @@ from compare.concept import Case, Concept, Outcome, Trial, randint
 from compare.data.names import Vocab, build_vocab, builtin_words, get_words, split_words
 from compare.runner import initial_state, run_module, torch_module
 from compare.runner import numpy_twin as make_numpy_twin
+from compare.script import (
+    Parser,
+    ScriptError,
+    guarded,
+    help_requested,
+    run_options_help,
+)
 from compare.tolerances import Tolerance
 from numpy_impl.language import mlp_lm as numpy_twin
 from numpy_impl.training.optimizers import SGD
@@ -240,28 +246,49 @@ CONCEPT = Concept(
 
 
 
+# 80 / 10 / 10 split: ten words give every split at least one (8 / 1 / 1)
+MIN_DEMO_WORDS = 10
+
+
 def script(argv: Sequence[str] | None = None) -> int:
     """``python -m compare.language.mlp_lm [--data FILE] [--steps N] [run options]``: the
     comparison (``dualgrad run mlp_lm`` with the run options), then the training demo.
-    Returns the comparison's exit code; bad input is one line on stderr and 2."""
+    Returns the comparison's exit code; bad input is one line on stderr and 2, found before
+    anything runs (``compare.script.guarded``)."""
     from compare.cli import main
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--data", metavar="FILE", help="train the demo on your UTF-8 text")
-    parser.add_argument("--steps", type=int, default=3000, help="training steps of the demo")
-    args, rest = parser.parse_known_args(argv)
-    try:  # bad input ends in one line and exit code 2, before anything runs
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = Parser(prog="python -m compare.language.mlp_lm", add_help=False,
+                    description="The mlp_lm comparison (as `dualgrad run mlp_lm`), then a demo: "
+                                "both twins trained side by side on a corpus of words, their "
+                                "losses printed every 300 steps, and words sampled from each.")
+    parser.add_argument("-h", "--help", action="store_true", help="show this help and exit")
+    parser.add_argument("--data", type=Path, metavar="FILE",
+                        help="train the demo on your UTF-8 text file of words (at least "
+                             f"{MIN_DEMO_WORDS}; default: the built-in names corpus)")
+    parser.add_argument("--steps", type=int, default=3000,
+                        help="training steps of the demo (3000)")
+
+    def body() -> int:
+        if help_requested(argv):
+            print(parser.format_help() + "\n" + run_options_help())
+            return 0
+        args, rest = parser.parse_known_args(argv)
         if args.steps < 1:
-            raise ValueError(f"--steps must be a positive number of steps, got {args.steps}")
-        demo_words = get_words(args.data)
-    except (OSError, ValueError) as error:
-        print(f"dualgrad: error: {error}", file=sys.stderr)
-        return 2
-    code = main(["run", CONCEPT.name, *rest])
-    if code != 2:  # with --json, stdout stays JSON: the demo goes to stderr
-        demo_out = sys.stderr if "--json" in rest else sys.stdout
-        print(file=demo_out)
-        train_side_by_side(demo_words, steps=args.steps, out=demo_out)
-    return code
+            raise ScriptError(f"--steps must be a positive number of steps, got {args.steps}")
+        try:
+            demo_words = get_words(args.data)
+        except (OSError, ValueError) as error:
+            raise ScriptError(str(error)) from None
+        if len(demo_words) < MIN_DEMO_WORDS:
+            raise ScriptError(f"--data {args.data}: {len(demo_words)} word(s); the demo splits "
+                              f"the words 80/10/10 and needs at least {MIN_DEMO_WORDS}")
+        code = main(["run", CONCEPT.name, *rest])
+        if code != 2:  # with --json, stdout stays JSON: the demo goes to stderr
+            demo_out = sys.stderr if "--json" in rest else sys.stdout
+            print(file=demo_out)
+            train_side_by_side(demo_words, steps=args.steps, out=demo_out)
+        return code
+    return guarded("dualgrad", body)  # as the comparison it runs: one prefix
 
 
 if __name__ == "__main__":

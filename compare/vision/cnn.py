@@ -46,6 +46,20 @@ from torch import nn
 from compare.concept import Case, Concept, Trial, fixed, perturb_parameters, uniform
 from compare.data.digits import Splits, digits
 from compare.parity import training_runner
+from compare.script import (
+    Parser,
+    ScriptError,
+    directory_value,
+    fraction_value,
+    guarded,
+    help_requested,
+    positive_float_value,
+    positive_int_value,
+    run_options_help,
+    seed_value,
+    writable_dir,
+)
+from compare.term import Progress
 from compare.vision._builtin import BuiltinCNNFeatures
 from numpy_impl.layers.losses import CrossEntropyLoss as NumpyCrossEntropyLoss
 from numpy_impl.training import optimizers as numpy_optim
@@ -301,24 +315,39 @@ def plot_training(result: TrainingRun, directory: Path, title: str) -> list[Path
 
 def train_main(args: argparse.Namespace) -> int:
     """--train: load the data, train both twins, print and plot; exit 0 when both reach
-    ``--target`` test accuracy, 1 otherwise, 2 on unreadable data."""
+    ``--target`` test accuracy, 1 otherwise, 2 on bad options or unreadable data (found
+    before training starts)."""
+    writable_dir(args.out)
     torch.set_num_threads(args.threads)
     if args.data is not None:
         from compare.data.mnist import MNISTError, load_mnist
         try:
             data = load_mnist(args.data, n_val=args.n_val)
         except MNISTError as error:
-            print(f"cnn --train: error: {error}", file=sys.stderr)
-            return 2
+            raise ScriptError(str(error)) from None
         source = f"MNIST from {args.data}"
     else:
         data = digits(args.n_train, args.n_val, args.n_test, seed=args.seed)
         source = "generated digits"
+    for split, x in (("training", data.x_train), ("test", data.x_test)):
+        if x.shape[1:] != (1, 28, 28):  # the CNN's first linear layer is sized for 28x28
+            raise ScriptError(f"{source}: {split} images are {x.shape[2]}x{x.shape[3]}; "
+                              "the CNN takes 28x28 images")
+        if len(x) == 0:
+            raise ScriptError(f"{source}: no {split} images")
     print(f"training both CNN twins on {source}: {len(data.y_train)} training and "
           f"{len(data.y_test)} test images, {args.epochs} epochs, Adam lr={args.lr:g}, "
           f"batch {args.batch_size}, float32, seed {args.seed}; torch threads "
           f"{torch.get_num_threads()}")
-    result = train_both(data, args.epochs, args.batch_size, args.lr, args.seed)
+    with Progress(args.epochs) as bar:  # on a terminal: epochs done, elapsed, ETA on stderr
+        def log(line: str) -> None:
+            bar.clear()
+            print(line, flush=True)
+            if line.lstrip()[:1].isdigit():  # an epoch's row (the header is not)
+                bar.advance("epochs")
+            else:
+                bar.update("epochs")
+        result = train_both(data, args.epochs, args.batch_size, args.lr, args.seed, log=log)
     total = {k: sum(v) for k, v in result.seconds.items()}
     final = {k: v[-1] for k, v in result.accuracy.items()}
     print(f"final test accuracy: numpy {final['numpy']:.4f}, torch {final['torch']:.4f}; "
@@ -333,45 +362,61 @@ def train_main(args: argparse.Namespace) -> int:
 
 def _train_parser(add_help: bool = True) -> argparse.ArgumentParser:
     """--train, --epochs, --data; with ``train_options`` the rest of the training flags."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="python -m compare.vision.cnn", add_help=add_help,
-        description="Without --train: `dualgrad run cnn` (any of its options; -h lists them). "
-                    "With --train: train both twins and print test accuracy per epoch side by "
-                    "side.")
+        description="Without --train: `dualgrad run cnn` (the comparison; its options are "
+                    "listed below). With --train: train both twins on generated digits (or "
+                    "MNIST IDX files in --data DIR) and print their test accuracy per epoch "
+                    "side by side; the curves go to --out.")
     parser.add_argument("--train", action="store_true", help="train both twins")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")
+    parser.add_argument("--epochs", type=positive_int_value, default=3, help="epochs (default 3)")
     parser.add_argument("--data", type=Path, metavar="DIR",
                         help="real MNIST IDX files in DIR (default: generated digits)")
     return parser
 
 
 def train_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    parser.add_argument("--out", type=Path, default=Path("."), metavar="DIR",
-                        help="where to save the curves (default: the current directory)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate")
-    parser.add_argument("--n-train", type=int, default=8000, help="generated training images")
+    """The training flags besides --train, --epochs and --data; each validated on parsing."""
+    parser.add_argument("--out", type=directory_value, default=Path("cnn_train"), metavar="DIR",
+                        help="folder for the curves (default: ./cnn_train, created if needed)")
+    parser.add_argument("--seed", type=seed_value, default=0,
+                        help="seed of the weights, batches and generated digits (0)")
+    parser.add_argument("--batch-size", type=positive_int_value, default=32,
+                        help="images per Adam step (32)")
+    parser.add_argument("--lr", type=positive_float_value, default=3e-3,
+                        help="Adam's learning rate (3e-3)")
+    parser.add_argument("--n-train", type=positive_int_value, default=8000,
+                        help="generated training images (8000)")
     parser.add_argument("--n-val", type=int, default=1000,
-                        help="validation images (held out of MNIST's training files)")
-    parser.add_argument("--n-test", type=int, default=2000, help="generated test images")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--target", type=float, default=0.9, help="accuracy to reach")
+                        help="validation images (held out of MNIST's training files) (1000)")
+    parser.add_argument("--n-test", type=positive_int_value, default=2000,
+                        help="generated test images (2000)")
+    parser.add_argument("--threads", type=positive_int_value, default=1,
+                        help="torch threads (default 1)")
+    parser.add_argument("--target", type=fraction_value, default=0.9,
+                        help="test accuracy both twins must reach for exit 0 (0.9)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """``--train [--epochs N] [--data DIR] ...`` trains; anything else is ``dualgrad run cnn``
     (``-h`` without ``--train`` is run's help, with ``--train`` the training flags')."""
-    args, rest = _train_parser(add_help=False).parse_known_args(argv)
-    if not args.train:
-        from compare.cli import main as cli_main
-        return cli_main(["run", CONCEPT.name, *rest])
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = train_options(_train_parser())
-    args = parser.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or args.threads < 1:
-        parser.error("--epochs, --batch-size and --threads must be positive")
-    return train_main(args)
+
+    def body() -> int:
+        if help_requested(argv):  # this script's own options, then the comparison's
+            print(parser.format_help() + "\n" + run_options_help())
+            return 0
+        args, rest = _train_parser(add_help=False).parse_known_args(argv)
+        if not args.train:
+            from compare.cli import main as cli_main
+            return cli_main(["run", CONCEPT.name, *rest])
+        options = parser.parse_args(argv)
+        if options.n_val < 0:
+            raise ScriptError(f"--n-val {options.n_val}: expected a number of images >= 0")
+        return train_main(options)
+    return guarded("dualgrad", body)  # as the comparison it runs: one prefix
 
 
 if __name__ == "__main__":
