@@ -13,6 +13,7 @@
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,12 +38,14 @@ def _saved_name(text: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory):
-    """The reader's directory: the README's files saved, ``dualgrad`` on PATH."""
+    """The reader's directory: the README's files saved, the student files the README verifies
+    (at their path in a checkout), ``dualgrad`` on PATH."""
     folder = tmp_path_factory.mktemp("readme")
     for language, text, _ in BLOCKS:
         name = _saved_name(text) if language == "python" else None
         if name:
             (folder / name).write_text(text)
+    shutil.copytree(ROOT / "tests" / "student_code", folder / "tests" / "student_code")
     (folder / "words.txt").write_text("\n".join(
         ["anna", "bob", "carla", "dora", "emil", "fritz", "gustav", "hanna", "ida", "jonas"]))
     bin_dir = folder / "bin"

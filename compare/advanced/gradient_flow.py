@@ -202,10 +202,9 @@ def profile(norm_first: bool, depth: int, d_model: int = 32, draws: int = 3,
 def plot_profiles(path: Path, depths: tuple[int, ...] = DEPTHS) -> Path:
     """gradient_flow.png: block parameter-gradient norm by layer (top) and residual-stream
     gradient norm by layer (bottom), pre-LN left, post-LN right, one line per depth."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharey="row", layout="constrained")
+    from compare.plots import new_figure, save
+    fig = new_figure(figsize=(12, 8), layout="constrained")
+    axes = fig.subplots(2, 2, sharey="row")
     for column, norm_first in enumerate((True, False)):
         for depth in depths:
             p = profile(norm_first, depth)
@@ -230,8 +229,7 @@ def plot_profiles(path: Path, depths: tuple[int, ...] = DEPTHS) -> Path:
                  "C = 32, 2 heads, random upstream gradient")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save(fig, path, dpi=110)
     return path
 
 

@@ -593,14 +593,13 @@ def sparsity_curves(seed: int = 0, settings: dict | None = None) -> dict[str, di
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """sparsity_accuracy.png: test accuracy against sparsity on the generated digits, every
     scheme, both twins overlaid (float64)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     curves = sparsity_curves(seed)
-    fig, ax = plt.subplots(figsize=(10, 6.5), layout="constrained")
+    fig = new_figure(figsize=(10, 6.5), layout="constrained")
+    ax = fig.subplots()
     colours = ("tab:blue", "tab:green", "tab:purple", "tab:red")
     for colour, (label, sides) in zip(colours, curves.items(), strict=True):
         s, a = sides["torch"]
@@ -620,8 +619,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     path = directory / "sparsity_accuracy.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 

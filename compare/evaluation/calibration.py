@@ -299,9 +299,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     """calibration_reliability.png: reliability diagrams of the over-confident MLP before and
     after temperature scaling (equal width, equal mass), and the NLL against T with both
     twins' descent paths."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -315,7 +313,8 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
         torch.from_numpy(data["y_val"].copy()), lr, steps)
     temperature = numpy_path["temperature"][-1]
 
-    fig, axes = plt.subplots(2, 3, figsize=(17, 10), layout="constrained")
+    fig = new_figure(figsize=(17, 10), layout="constrained")
+    axes = fig.subplots(2, 3)
     for row, strategy in enumerate(("uniform", "quantile")):
         for column, (label, t) in enumerate((("before", 1.0), ("after", temperature))):
             ax = axes[row, column]
@@ -368,8 +367,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     fig.suptitle("Calibration of an over-fitted MLP (Gaussian blobs, 4 classes): reliability "
                  f"diagrams before and after temperature scaling, float64, seed {seed}")
     path = directory / "calibration_reliability.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save(fig, path, dpi=90)
     return [path]
 
 

@@ -73,16 +73,15 @@ def _sinusoidal(name: str, max_len: int, *shape: int) -> Case:
 
 def extra_plots(directory: Path, seed: int) -> list[Path]:
     """positional_encoding.png: the sinusoidal table P and the similarity P P^T."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from compare.plots import new_figure, save
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     table = numpy_twin.sinusoidal_table(128, 64)                      # (T, C)
     twin = torch_twin.sinusoidal_table(128, 64).numpy()
     similarity = table @ table.T                                      # (T, T)
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    fig = new_figure(figsize=(12, 4.8), layout=None)
+    axes = fig.subplots(1, 2)
     image = axes[0].imshow(table.T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1,
                            origin="lower")
     axes[0].set_xlabel("position t")
@@ -97,8 +96,7 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     fig.colorbar(image, ax=axes[1])
     fig.tight_layout()
     path = directory / "positional_encoding.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save(fig, path, dpi=100)
     return [path]
 
 
