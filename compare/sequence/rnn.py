@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from compare.concept import Case, Concept, randn
+from compare.concept import Bench, Case, Concept, randn
 from numpy_impl.sequence import rnn as numpy_twin
 from torch_impl.sequence import rnn as torch_twin
 
@@ -43,6 +43,8 @@ CONCEPT = Concept(
     compares="output sequence and h_n; grads of the input, h0 and every layer's weight_ih, "
              "weight_hh, bias_ih, bias_hh (tanh and ReLU, 1-2 layers, batch_first, unbatched)",
     witness="nn.RNN",
+    bench=Bench("RNN(64, 128), T = 50, B = 32",
+                cases=(_case("bench", steps=50, batch=32, input_size=64, hidden_size=128),)),
     cases=[
         _case("tanh"),
         _case("h0-given", h0=True),
