@@ -122,10 +122,12 @@ def _elements(case: Case) -> int:
 
 def default_bench(concept: Concept) -> Bench:
     """The benchmark of a concept that declares none: its largest case (by input elements)."""
-    largest = max(concept.cases, key=_elements)
+    sizes = [_elements(case) for case in concept.cases]
+    largest = concept.cases[sizes.index(max(sizes))]
+    which = f"largest case {largest.name!r}" if max(sizes) else f"first case {largest.name!r}"
     if concept.run is None:
-        return Bench(f"default: largest case {largest.name!r}", cases=(largest,))
-    return Bench(f"default: one run of case {largest.name!r} (both twins together)",
+        return Bench(f"default: {which}", cases=(largest,))
+    return Bench(f"default: one run of the {which} (both twins together, no ratio)",
                  work=lambda trial: {"runner": _runner_step(concept, largest, trial)})
 
 
@@ -154,22 +156,26 @@ def module_steps(case: Case, trial: Trial) -> dict[str, Work]:
     grads = {name: torch.from_numpy(g) for name, g in upstream.items()}
 
     def torch_step(module: Any, leaves: list[Any]) -> Work:
-        def step() -> None:
+        def step() -> list[np.ndarray]:
             for leaf in leaves:
                 leaf.grad = None
             module.zero_grad(set_to_none=True)
-            pairs = [(t, grads[n]) for n, t in flatten(module(*leaves)) if n in grads]
+            outputs = flatten(module(*leaves))
+            pairs = [(t, grads[n]) for n, t in outputs if n in grads]
             if pairs:
                 torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+            return [t.detach().numpy() for _, t in outputs] + [
+                p.grad.numpy() for p in module.parameters() if p.grad is not None]
         return step
 
     mine = numpy_twin(case, state, trial)
     grad_output = unflatten(structure, upstream)
 
-    def numpy_step() -> None:
+    def numpy_step() -> list[np.ndarray]:
         mine.zero_grad()
-        mine(*inputs.values())
+        outputs = flatten(mine(*inputs.values()))
         mine.backward(grad_output)
+        return [np.asarray(y) for _, y in outputs] + [p.grad for p in mine.parameters()]
 
     steps = {"numpy": numpy_step, "torch": torch_step(twin, leaves)}
     if case.builtin is not None:
@@ -196,9 +202,14 @@ def plan(concept: Concept, dtype: str) -> Plan:
 
 
 def _chain(steps: list[Work]) -> Work:
+    """One step doing ``steps`` in turn; it returns their results, one after another."""
     if len(steps) == 1:
         return steps[0]
-    return lambda: [step() for step in steps]
+    return lambda: [result for step in steps for result in _results(step())]
+
+
+def _results(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
 
 
 # --- declarations for concepts with their own runner -------------------------------------------
@@ -235,18 +246,20 @@ def optimizer_work(optimizers: Sequence[Optimizer],
 
 
 def _numpy_optimizer_step(optimizer: Any, params: list[Any], grads: list[np.ndarray]) -> Work:
-    def step() -> None:
+    def step() -> list[np.ndarray]:
         for param, grad in zip(params, grads, strict=True):
             param.grad = grad
         optimizer.step()
+        return [param.data for param in params]
     return step
 
 
 def _torch_optimizer_step(optimizer: Any, leaves: list[Any], grads: list[Any]) -> Work:
-    def step() -> None:
+    def step() -> list[np.ndarray]:
         for leaf, grad in zip(leaves, grads, strict=True):
             leaf.grad = grad
         optimizer.step()
+        return [leaf.detach().numpy() for leaf in leaves]
     return step
 
 

@@ -79,7 +79,11 @@ def _torch_side(module: Any, inputs: dict[str, np.ndarray], trial: Trial,
     pairs = [(t, _tensor(upstream[n]).to(trial.device)) for n, t in outputs
              if n in upstream and t.requires_grad]
     if pairs:
-        torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
+        # backward of the scalar L = sum(g * y): dL/dy = 1 * g exactly, so every gradient is
+        # the one backward(y, g) gives, bit for bit; but an explicit gradient argument makes
+        # autograd's first call import torch's symbolic-shapes machinery (~1 s per process)
+        loss = sum((t * g).sum() for t, g in pairs)
+        loss.backward()
 
     def to_numpy(tensor: Any) -> np.ndarray:
         return tensor.detach().cpu().numpy()
