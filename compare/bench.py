@@ -268,19 +268,21 @@ Trainer = tuple[Any, Any, Any, Callable[..., Any]]  # (model class, loss class, 
 
 def train_step_work(numpy: Trainer, torch_side: Trainer, builtin: Trainer | None,
                     init: dict[str, Any], x: Callable[[np.random.Generator], np.ndarray],
-                    y: Callable[[np.random.Generator], np.ndarray],
+                    y: Callable[[np.random.Generator], np.ndarray] | None,
                     optimizer_options: dict[str, Any]) -> Callable[[Trial], dict[str, Work]]:
     """A ``Bench.work``: one training step (zero_grad, forward, loss, backward, update) of each
     contender on one batch. Each side is (model class, loss class or None, optimizer class,
     ``step(model, loss_fn, optimizer, x, y)``); the models start from the torch twin's
-    weights, so the three train the same network on the same batch."""
+    weights, so the three train the same network on the same batch. ``y`` None: no targets
+    (an autoencoder), the step gets None for them."""
     def work(trial: Trial) -> dict[str, Work]:
         import torch
         rng = trial.rng()
         torch.manual_seed(trial.seed)
         reference = torch_side[0](**init).to(trial.torch_dtype)
         state = {k: v.detach().numpy().copy() for k, v in reference.state_dict().items()}
-        xs, ys = trial.cast(x(rng)), trial.cast(y(rng))
+        xs = trial.cast(x(rng))
+        ys = None if y is None else trial.cast(y(rng))
         model = numpy[0](**init).to(trial.np_dtype)
         model.load_state_dict(state)
         steps = {"numpy": _train_step(numpy, model, xs, ys, optimizer_options)}
@@ -289,10 +291,31 @@ def train_step_work(numpy: Trainer, torch_side: Trainer, builtin: Trainer | None
                 continue
             model = spec[0](**init).to(trial.torch_dtype)
             model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
-            steps[side] = _train_step(spec, model, torch.from_numpy(xs), torch.from_numpy(ys),
+            steps[side] = _train_step(spec, model, torch.from_numpy(xs),
+                                      None if ys is None else torch.from_numpy(ys),
                                       optimizer_options)
         return steps
     return work
+
+
+def numpy_loss_model_step(model: Any, loss_fn: Any, optimizer: Any, x: np.ndarray,
+                          y: np.ndarray | None) -> float:
+    """A NumPy training step for a model whose forward returns its loss (``model(x)`` or
+    ``model(x, y)``): zero_grad, forward, backward from dL/dL = 1, update; the loss."""
+    optimizer.zero_grad()
+    loss = model(x) if y is None else model(x, y)                      # ()
+    model.backward(np.ones((), dtype=np.asarray(loss).dtype))
+    optimizer.step()
+    return float(loss)
+
+
+def torch_loss_model_step(model: Any, loss_fn: Any, optimizer: Any, x: Any, y: Any) -> float:
+    """The same step in torch: zero_grad, loss = model(x[, y]), autograd's backward, update."""
+    optimizer.zero_grad()
+    loss = model(x) if y is None else model(x, y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
 
 
 def _train_step(spec: Trainer, model: Any, x: Any, y: Any, options: dict[str, Any]) -> Work:

@@ -94,8 +94,9 @@ def test_optimizer_work_moves_all_contenders_alike() -> None:
     assert np.abs(results["numpy"][0] - start).max() > 0.1  # three steps of lr 0.1 moved it
 
 
-def test_declared_training_step_agrees_across_contenders() -> None:
-    work = plan(registry.concepts()["mlp_lm"], "float64")
+@pytest.mark.parametrize("name", ["mlp_lm", "autoencoder", "cnn"])
+def test_declared_training_step_agrees_across_contenders(name: str) -> None:
+    work = plan(registry.concepts()[name], "float64")
     assert set(work.steps) == {"numpy", "torch", "builtin"}
     first = {side: step() for side, step in work.steps.items()}
     second = {side: step() for side, step in work.steps.items()}
