@@ -154,7 +154,7 @@ def test_cli_sets_both_libraries_threads_json_and_plot(tmp_path: Path, threads: 
     env["PYTHONPATH"] = str(ROOT)
     plot = tmp_path / "ratios.png"
     done = subprocess.run(
-        [sys.executable, "-m", "compare", "bench", "dropout", "--repeat", "1", "--dtype",
+        [sys.executable, "-m", "compare", "bench", "mlp_lm", "--repeat", "1", "--dtype",
          "float32", "--threads", str(threads), "--json", "--plot", str(plot)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True)
     lines = [json.loads(line) for line in done.stdout.splitlines()]
@@ -163,9 +163,10 @@ def test_cli_sets_both_libraries_threads_json_and_plot(tmp_path: Path, threads: 
     assert environment["blas_threads"] in (threads, None)  # None: a BLAS that does not say
     assert environment["torch_cpu_capability"]
     row = lines[1]
-    assert row["concept"] == "dropout" and row["dtype"] == "float32" and not row["default"]
-    assert row["numpy_over"] == "torch" and row["ratio_median"] > 0  # dropout: no built-in
-    assert set(row["median_ms"]) == {"numpy", "torch"} and row["runs"] == 1
+    assert row["concept"] == "mlp_lm" and row["dtype"] == "float32" and not row["default"]
+    assert row["numpy_over"] == "builtin" and row["ratio_median"] > 0
+    assert set(row["median_ms"]) == set(row["peak_bytes"]) == {"numpy", "torch", "builtin"}
+    assert row["runs"] == 1
     assert lines[2]["geomean"] == "float32"
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
