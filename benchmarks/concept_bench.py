@@ -9,10 +9,10 @@ peak memory, the benchmark size, then the geometric mean per dtype and the envir
 its threads in force, torch threads and CPU capability, date).
 
 Run: ``python benchmarks/concept_bench.py [CONCEPT ...] [--threads N] [--clock cpu|wall]
-[--repeat N] [--json-out FILE] [--plot FILE]`` or ``python benchmarks/concept_bench.py --from
-FILE``. On a machine shared with other processes, ``--clock cpu`` (this process's CPU time) with
-one thread is the steadiest; with more threads use the wall clock (CPU time would add up the
-threads).
+[--repeat N] [--json-out FILE] [--plot FILE] [--compact]`` or
+``python benchmarks/concept_bench.py --from FILE [--compact]``. On a machine shared with
+other processes, ``--clock cpu`` (this process's CPU time) with one thread is the steadiest;
+with more threads use the wall clock (CPU time would add up the threads).
 """
 from __future__ import annotations
 
@@ -76,6 +76,20 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def compact(records: list[dict]) -> str:
+    """One line: each concept's median ratios float32 / float64, then the geomeans."""
+    ratios: dict[str, dict[str, str]] = {}
+    for row in records:
+        if "concept" in row and row["ratio_median"] is not None:
+            ratios.setdefault(row["concept"], {})[row["dtype"]] = _ratio(row)
+    env = next(r["environment"] for r in records if "environment" in r)
+    parts = [f"{c} {d.get('float32', 'n/a')} / {d.get('float64', 'n/a')}"
+             for c, d in ratios.items()]
+    means = "; ".join(r["line"] for r in records if "geomean" in r)
+    return (f"{env['torch_threads']} torch thread(s), {env['blas_threads']} BLAS thread(s), "
+            f"clock {env['clock']}, {env['date']}: " + ", ".join(parts) + f". {means}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("concepts", nargs="*", help="default: every concept")
@@ -86,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="render the JSON lines of an earlier `dualgrad bench --json`")
     parser.add_argument("--json-out", type=Path, help="also keep the raw JSON lines here")
     parser.add_argument("--plot", type=Path, help="the ratio bar chart (log scale)")
+    parser.add_argument("--compact", action="store_true",
+                        help="one line of ratios (float32 / float64) instead of the table")
     args = parser.parse_args(argv)
     if args.source:
         records = [json.loads(line) for line in args.source.read_text().splitlines()
@@ -94,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         records = run_bench(args.concepts, args.threads, args.clock, args.repeat, args.plot)
     if args.json_out:
         args.json_out.write_text("".join(json.dumps(r) + "\n" for r in records))
-    print(markdown(records))
+    print(compact(records) if args.compact else markdown(records))
     return 0
 
 
