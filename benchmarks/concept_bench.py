@@ -38,10 +38,12 @@ def run_bench(concepts: list[str], threads: int, clock: str, repeat: int,
     return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
 
 
-def _ratio(row: dict | None) -> str:
+def _ratio(row: dict | None, with_min: bool = False) -> str:
+    """The median ratio, and (``with_min``) the ratio of the minima in brackets: where the
+    two differ much, a neighbour disturbed the runs and the minimum is the better guess."""
     if row is None or row["ratio_median"] is None:
         return "n/a"
-    return f"{row['ratio_median']:.2f}x"
+    return f"{row['ratio_median']:.2f}x" + (f" ({row['ratio_min']:.2f}x)" if with_min else "")
 
 
 def markdown(records: list[dict]) -> str:
@@ -56,8 +58,9 @@ def markdown(records: list[dict]) -> str:
              f"capability {env['torch_cpu_capability']}), {env['cpus']} CPUs; clock "
              f"{env['clock']}; medians of {rows[0]['runs'] if rows else 0} interleaved runs "
              "after a warm-up", "",
-             "| concept | size | NumPy / torch, float32 | float64 | float32 ms: NumPy, torch "
-             "twin, built-in (median) | peak MiB float32: NumPy, torch twin, built-in |",
+             "| concept | size | NumPy / torch, float32: median (min) | float64 | float32 ms: "
+             "NumPy, torch twin, built-in (median) | peak MiB float32: NumPy, torch twin, "
+             "built-in |",
              "|---|---|---|---|---|---|"]
     for concept, dtypes in by_concept.items():
         f32, f64 = dtypes.get("float32"), dtypes.get("float64")
@@ -67,7 +70,8 @@ def markdown(records: list[dict]) -> str:
                          for side, b in shown["peak_bytes"].items()) or "-"
         versus = f" vs {shown['numpy_over']}" if shown["numpy_over"] else ""
         size = shown["size"] + (" **[default]**" if shown["default"] else "")
-        lines.append(f"| {concept} | {size} | {_ratio(f32)}{versus} | {_ratio(f64)} | {ms} "
+        lines.append(f"| `{concept}` | {size} | {_ratio(f32, True)}{versus} | {_ratio(f64, True)} "
+                     f"| {ms} "
                      f"| {peak} |")
     lines.append("")
     for record in records:
