@@ -21,10 +21,10 @@ process's high-water mark is reset to its resident size (``/proc/self/clear_refs
 after the step the high-water mark minus that size is the peak.
 
 Threads: ``--threads N`` sets torch's intra-op threads and the BLAS threads of NumPy; a BLAS reads
-``OPENBLAS_NUM_THREADS`` (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``) once, when NumPy loads, so
-the command re-executes itself with those set when they differ. The header states what is in
-force: the BLAS NumPy was built with and its thread count as that library reports it, torch's
-threads and its CPU capability (the vector instructions its kernels were dispatched to).
+``OPENBLAS_NUM_THREADS`` once, when NumPy loads, so the count is set through the library's own
+``openblas_set_num_threads`` (as threadpoolctl does). The header states what is in force: the
+BLAS NumPy was built with and its thread count as that library reports it, torch's threads and
+its CPU capability (the vector instructions its kernels were dispatched to).
 
 Timings on a shared machine are noisy: this is a benchmark to read, never a test to pass.
 """
@@ -35,7 +35,6 @@ import dataclasses
 import math
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -53,16 +52,35 @@ CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time
 
 
 # --- threads and libraries in force ---------------------------------------------------------
-def blas_threads_set(threads: int) -> bool:
-    """Whether this process's BLAS variables already say ``threads``."""
-    return all(os.environ.get(v) == str(threads) for v in THREAD_VARIABLES)
+def set_threads(threads: int) -> int | None:
+    """Set torch's intra-op threads and NumPy's BLAS threads to ``threads``; returns the BLAS
+    count now in force as the library reports it (None: a BLAS this cannot reach). The BLAS is
+    set through its own ``openblas_set_num_threads`` (as threadpoolctl does), since it read
+    ``OPENBLAS_NUM_THREADS`` once, when NumPy loaded; the variables are set too, for child
+    processes."""
+    import torch
+    torch.set_num_threads(threads)
+    for variable in THREAD_VARIABLES:
+        os.environ[variable] = str(threads)
+    library = _loaded_blas()
+    for prefix in ("scipy_openblas", "openblas"):
+        for suffix in ("64_", ""):
+            setter = f"{prefix}_set_num_threads{suffix}"
+            if library is not None and hasattr(library, setter):
+                getattr(library, setter)(ctypes.c_int(threads))
+                return blas_threads()
+    return blas_threads()
 
 
-def reexec_with_threads(threads: int, argv: Sequence[str]) -> None:
-    """Run ``python -m compare ARGV`` again with the BLAS thread variables set (never returns)."""
-    env = dict(os.environ, **{v: str(threads) for v in THREAD_VARIABLES})
-    sys.stdout.flush()
-    os.execve(sys.executable, [sys.executable, "-m", "compare", *argv], env)
+def blas_threads() -> int | None:
+    """The BLAS thread count in force, as the OpenBLAS NumPy loaded reports it."""
+    library = _loaded_blas()
+    for prefix in ("scipy_openblas", "openblas"):
+        for suffix in ("64_", ""):
+            getter = f"{prefix}_get_num_threads{suffix}"
+            if library is not None and hasattr(library, getter):
+                return int(getattr(library, getter)())
+    return None
 
 
 def _loaded_blas() -> ctypes.CDLL | None:
@@ -91,15 +109,8 @@ def environment(threads_requested: int | None = None, clock: str = "wall") -> di
         blas_name = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:  # noqa: BLE001 -- an older NumPy: the name stays "unknown"
         pass
-    blas_threads: int | None = None
-    library = _loaded_blas()
-    for symbol in ("openblas_get_num_threads64_", "scipy_openblas_get_num_threads64_",
-                   "openblas_get_num_threads"):
-        if library is not None and hasattr(library, symbol):
-            blas_threads = int(getattr(library, symbol)())
-            break
     return {"numpy": np.__version__, "torch": torch.__version__, "blas": blas_name,
-            "blas_threads": blas_threads, "torch_threads": torch.get_num_threads(),
+            "blas_threads": blas_threads(), "torch_threads": torch.get_num_threads(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads_requested": threads_requested, "clock": clock,
             "cpus": os.cpu_count(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

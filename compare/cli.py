@@ -274,14 +274,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from compare import bench
     if args.repeat < 1 or args.threads < 1:
         raise UsageError("--repeat and --threads must be at least 1")
-    if not bench.blas_threads_set(args.threads):  # a BLAS reads its threads once, at load
-        argv = ["bench", *args.concepts, "--dtype", args.dtype, "--repeat", str(args.repeat),
-                "--threads", str(args.threads), "--clock", args.clock]
-        argv += ["--no-memory"] * args.no_memory + ["--json"] * args.json
-        argv += ["--plot", str(args.plot)] if args.plot else []
-        bench.reexec_with_threads(args.threads, argv)
-    import torch
-    torch.set_num_threads(args.threads)
+    bench.set_threads(args.threads)
     selected = [_concept(n) for n in args.concepts] or list(registry.concepts().values())
     dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
     env = bench.environment(args.threads, args.clock)
