@@ -329,6 +329,14 @@ def torch_loss_model_step(model: Any, loss_fn: Any, optimizer: Any, x: Any, y: A
     return loss.item()
 
 
+def torch_optimizer(name: str) -> Callable[..., Any]:
+    """``torch.optim.<name>`` as a factory, for a concept file that imports torch lazily."""
+    def make(params: Any, **options: Any) -> Any:
+        import torch
+        return getattr(torch.optim, name)(params, **options)
+    return make
+
+
 def _train_step(spec: Trainer, model: Any, x: Any, y: Any, options: dict[str, Any]) -> Work:
     _, loss_cls, optimizer_cls, step = spec
     loss_fn = loss_cls() if loss_cls is not None else None
