@@ -6,7 +6,7 @@
     dualgrad verify CONCEPT FILE.py:NAME   check your own implementation; exit 0 / 1 / 2
     dualgrad verify FILE.py            check every CS231n pair and known class in a file
     dualgrad exercise CONCEPT          write a skeleton to fill in, ready for verify
-    dualgrad bench [CONCEPT ...]       NumPy-vs-torch speed per concept
+    dualgrad bench [CONCEPT ...]       NumPy twin vs torch twin vs built-in, benchmark sizes
     dualgrad report DIR [CONCEPT ...]  a static HTML report: code side by side, tables, plots
 
 Bad usage ends in one line on stderr naming what was wrong, and exit code 2. ``--all``,
@@ -139,15 +139,25 @@ def _parser() -> argparse.ArgumentParser:
                              "to the index")
 
     bench = commands.add_parser(
-        "bench", help="NumPy-vs-torch speed of one forward and backward, per concept",
-        description="Median forward+backward time of each twin, summed over a concept's "
-                    "cases. Concepts with their own runner have scripts under benchmarks/.")
+        "bench", help="NumPy twin vs torch twin vs torch built-in, at benchmark size",
+        description="Time every concept at its declared benchmark size (Concept.bench): the "
+                    "NumPy twin, the torch twin and the torch built-in, min and median over "
+                    "interleaved repeats after a warm-up, their ratio, peak memory, and the "
+                    "threads in force. A benchmark to read, never a test to pass.")
     bench.add_argument("concepts", nargs="*", metavar="CONCEPT", help="default: every concept")
     bench.add_argument("--all", action="store_true", help="every concept (the default)")
-    bench.add_argument("--dtype", choices=list(DTYPES), default="float64")
-    bench.add_argument("--repeat", type=int, default=20, help="timed runs per case (20)")
-    bench.add_argument("--threads", type=int, default=1, help="torch threads (1)")
-    bench.add_argument("--json", action="store_true", help="one JSON object per concept")
+    bench.add_argument("--dtype", choices=[*DTYPES, "both"], default="both")
+    bench.add_argument("--repeat", type=int, default=10,
+                       help="interleaved timed rounds per concept and dtype (10)")
+    bench.add_argument("--threads", type=int, default=1,
+                       help="torch threads and NumPy's BLAS threads (1)")
+    bench.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                       help="wall clock (default) or this process's CPU time")
+    bench.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    bench.add_argument("--json", action="store_true",
+                       help="JSON lines: the environment, then one object per concept and dtype")
+    bench.add_argument("--plot", metavar="FILE", type=Path,
+                       help="write a bar chart of the ratios (log scale) to FILE")
 
     show = commands.add_parser(
         "show", help="the NumPy and the PyTorch code side by side, aligned by role",
@@ -423,31 +433,35 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    import torch
-
-    from compare.bench import bench
+    from compare import bench
     if args.repeat < 1 or args.threads < 1:
         raise UsageError("--repeat and --threads must be at least 1")
-    torch.set_num_threads(args.threads)
+    bench.set_threads(args.threads)
     selected = _select(args, default_all=True)
-    if not args.json:
-        print(f"{'concept':<22} {'cases':>5} {'numpy ms':>10} {'torch ms':>10} "
-              f"{'numpy/torch':>12}   ({args.dtype}, forward+backward, median of "
-              f"{args.repeat}, torch threads {args.threads})")
-    bar = term.Progress(len(selected))
+    dtypes = list(DTYPES) if args.dtype == "both" else [args.dtype]
+    env = bench.environment(args.threads, args.clock)
+    print(json.dumps({"environment": env}) if args.json else bench.header(env), flush=True)
+    timings = []
+    bar = term.Progress(len(selected) * len(dtypes))
     for concept in selected:
-        bar.update(concept.name)
-        timing = bench(concept, args.dtype, args.repeat)
-        bar.advance(concept.name)
-        bar.clear()
-        if args.json:
-            print(json.dumps(timing.to_dict() if timing else
-                             {"concept": concept.name, "skipped": "has its own runner"}))
-        elif timing is None:
-            print(f"{concept.name:<22} {'-':>5}   has its own runner: see benchmarks/")
-        else:
-            print(f"{timing.concept:<22} {timing.cases:>5} {timing.numpy_ms:>10.3f} "
-                  f"{timing.torch_ms:>10.3f} {timing.ratio:>12.2f}", flush=True)
+        for dtype in dtypes:
+            bar.update(f"{concept.name} {dtype}")
+            timing = bench.bench(concept, dtype, args.repeat, args.clock, not args.no_memory)
+            bar.advance(concept.name)
+            bar.clear()
+            timings.append(timing)
+            print(json.dumps(timing.to_dict()) if args.json else bench.table_row(timing),
+                  flush=True)
+    for dtype in dtypes:
+        line = bench.geomean_line(timings, dtype)
+        print(json.dumps({"geomean": dtype, "line": line,
+                          "value": bench.geomean([t.ratio() for t in timings
+                                                  if t.dtype == dtype])})
+              if args.json else line)
+    if args.plot:
+        path = bench.plot(timings, args.plot)
+        print(json.dumps({"plot": str(path)}) if args.json else f"wrote {path}",
+              file=sys.stderr if args.json else sys.stdout)
     return EXIT_AGREE
 
 

@@ -138,6 +138,34 @@ class Outcome:
     contributions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+Work = Callable[[], Any]  # one timed step of one contender (forward + backward, a train step...)
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What ``dualgrad bench`` times for a concept, at a size representative of its use.
+
+    ``size``: that size in words, printed with the timings ("(B, C) = (4096, 512)").
+    A module concept gives ``cases``: Cases like its test cases but at benchmark size; each
+    is timed as one forward + backward of the NumPy twin, the torch twin and the built-in
+    (the same weights, inputs and upstream gradient as in a comparison), the concept's time
+    being the sum over them. A concept with its own runner (an optimizer step over a realistic
+    parameter set, one training step, one BPE training run) gives ``work(trial)`` instead:
+    a dict with the steps ``"numpy"``, ``"torch"`` and optionally ``"builtin"``, each a
+    function doing one unit of that work, set up for ``trial.dtype`` (a step may keep state
+    from call to call: the optimizer moves on, the model trains on). Without a declaration
+    ``dualgrad bench`` times the concept's largest case and marks the row as a default.
+    """
+
+    size: str
+    cases: Sequence[Case] = ()
+    work: Callable[[Trial], dict[str, Work]] | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.cases) == (self.work is not None):
+            raise ValueError(f"Bench({self.size!r}) needs either cases or work, not both")
+
+
 @dataclass
 class Concept:
     """A concept: where its twins live, what it compares, and its cases.
@@ -150,6 +178,7 @@ class Concept:
     a float32 run depends on it). ``extra_plots``, if given, writes concept-specific figures:
     ``extra_plots(directory, seed) -> [paths]``.
     ``compares`` is one line for the README's concept table and ``dualgrad list``.
+    ``bench`` declares what ``dualgrad bench`` times (see ``Bench``); None: a default.
     """
 
     name: str
@@ -161,6 +190,7 @@ class Concept:
     run: Callable[[Case, Trial], Outcome] | None = None
     tolerance: Mapping[str, Tolerance] = field(default_factory=dict)
     extra_plots: Callable[[Path, int], list[Path]] | None = None
+    bench: Bench | None = None
 
     @property
     def qualified_name(self) -> str:

@@ -136,11 +136,16 @@ def test_all_shows_progress_per_concept(capsys):
 
 
 def test_bench_times_both_twins(capsys):
-    code, out, _ = run(capsys, "bench", "linear", "layernorm", "--repeat", "2", "--json")
-    rows = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and [r["concept"] for r in rows] == ["linear", "layernorm"]
-    assert all(r["numpy_ms"] > 0 and r["torch_ms"] > 0 and r["cases"] > 0 for r in rows)
-    assert rows[0]["numpy_over_torch"] == pytest.approx(rows[0]["numpy_ms"] / rows[0]["torch_ms"])
+    code, out, _ = run(capsys, "bench", "linear", "layernorm", "--repeat", "2", "--dtype",
+                       "float64", "--json", "--no-memory")
+    records = [json.loads(line) for line in out.splitlines()]
+    rows = [r for r in records if "concept" in r]
+    assert code == 0 and "environment" in records[0]
+    assert [r["concept"] for r in rows] == ["linear", "layernorm"]
+    assert all(r["median_ms"]["numpy"] > 0 and r["median_ms"]["builtin"] > 0 and r["runs"] == 2
+               for r in rows)
+    assert rows[0]["ratio_median"] == pytest.approx(rows[0]["median_ms"]["numpy"]
+                                                    / rows[0]["median_ms"]["builtin"])
 
 
 @pytest.mark.parametrize("argv, message", [(["bench", "nope"], "unknown concept 'nope'"),

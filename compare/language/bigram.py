@@ -32,7 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from compare.concept import Case, Concept, Outcome, Trial
+from compare.bench import (
+    numpy_loss_model_step,
+    torch_loss_model_step,
+    torch_optimizer,
+    train_step_work,
+)
+from compare.concept import Bench, Case, Concept, Outcome, Trial, randint
 from compare.data import names
 from compare.finite_diff import numerical_gradient
 from compare.script import (
@@ -44,6 +50,7 @@ from compare.script import (
     run_options_help,
 )
 from numpy_impl.language import bigram as numpy_twin
+from numpy_impl.training.optimizers import SGD
 from torch_impl.language import bigram as torch_twin
 
 MAX_ONE_HOT = 5_000_000  # elements of the (N, V) one-hot matrix
@@ -293,6 +300,14 @@ CONCEPT = Concept(
     witness="torch.bincount; F.cross_entropy + torch.optim.SGD",
     run=run,
     extra_plots=extra_plots,
+    bench=Bench("one SGD step of the neural bigram (V = 27) on 32,768 (x, y) pairs, about "
+                "the names corpus's bigrams (no built-in: vs the torch twin)",
+                work=train_step_work(
+                    (numpy_twin.NeuralBigram, None, SGD, numpy_loss_model_step),
+                    (torch_twin.NeuralBigram, None, torch_optimizer("SGD"),
+                     torch_loss_model_step),
+                    None, dict(vocab_size=27), randint(27, 32768), randint(27, 32768),
+                    dict(lr=50.0))),
     cases=[
         _counts_case("counts", smoothing=1.0),
         _counts_case("counts-unsmoothed", smoothing=0.0),

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.concept import Case, Concept, Outcome, Trial
+from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.data.names import builtin_words
 from compare.tolerances import Tolerance
 from numpy_impl.language import bpe as numpy_twin
@@ -199,6 +199,12 @@ CONCEPT = Concept(
     # token ids, merges and bytes are integers below 1e12: any difference (>= 1) exceeds
     # 1e-12 max|b|, so this is exact equality (rtol=0 itself trips the plots' log10 axis)
     tolerance={"float64": EXACT, "float32": EXACT},
+    bench=Bench("BPE training, 256 merges (vocab 512), on the built-in names corpus (~25 kB)",
+                work=lambda trial: {
+                    side: functools.partial(lambda cls: cls().train(" ".join(builtin_words()), 512),
+                                            cls)
+                    for side, cls in (("numpy", numpy_twin.BPETokenizer),
+                                      ("torch", torch_twin.BPETokenizer))}),
     cases=_cases(),
 )
 

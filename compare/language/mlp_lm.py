@@ -32,7 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compare.concept import Case, Concept, Outcome, Trial, randint
+from compare.bench import train_step_work
+from compare.concept import Bench, Case, Concept, Outcome, Trial, randint
 from compare.data.names import Vocab, build_vocab, builtin_words, get_words, split_words
 from compare.runner import initial_state, run_module, torch_module
 from compare.runner import numpy_twin as make_numpy_twin
@@ -231,6 +232,15 @@ CONCEPT = Concept(
     # token for token (rtol=0 itself trips the plots' log10 axis)
     tolerance={"float64:sample.tokens": Tolerance(rtol=1e-12),
                "float32:sample.tokens": Tolerance(rtol=1e-12)},
+    bench=Bench("one SGD step of the MLP language model (block 3, n_embd 10, n_hidden 200) on a "
+                "batch of 32 contexts", work=train_step_work(
+                    (numpy_twin.MLPLanguageModel, None, SGD,
+                     lambda model, _, opt, x, y: numpy_twin.train_step(model, opt, x, y)),
+                    (torch_twin.MLPLanguageModel, None, torch.optim.SGD,
+                     lambda model, _, opt, x, y: torch_twin.train_step(model, opt, x, y)),
+                    (BuiltinMLPLanguageModel, None, torch.optim.SGD,
+                     lambda model, _, opt, x, y: torch_twin.train_step(model, opt, x, y)),
+                    {}, randint(27, 32, 3), randint(27, 32), dict(lr=0.1))),
     cases=[
         _gradient_case("loss", 32),
         _gradient_case("logits", 8, targets=False),

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, fixed, randn
+from compare.concept import Bench, Case, Concept, Draw, fixed, randn
 from numpy_impl.layers import activations as numpy_twin
 from torch_impl.layers import activations as torch_twin
 
@@ -42,6 +42,15 @@ CONCEPT = Concept(
     summary="ReLU, Tanh, Sigmoid, GELU (exact, tanh), Softmax, LogSoftmax",
     compares="output; grad of x",
     witness="nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.Softmax, nn.LogSoftmax",
+    bench=Bench("x (4096, 1000): ReLU, Tanh, Sigmoid, GELU exact and tanh, Softmax and "
+                "LogSoftmax over the last dim", cases=(
+                    _case("bench-relu", "ReLU", randn(4096, 1000)),
+                    _case("bench-tanh", "Tanh", randn(4096, 1000)),
+                    _case("bench-sigmoid", "Sigmoid", randn(4096, 1000)),
+                    _case("bench-gelu", "GELU", randn(4096, 1000)),
+                    _case("bench-gelu-tanh", "GELU", randn(4096, 1000), approximate="tanh"),
+                    _case("bench-softmax", "Softmax", randn(4096, 1000), dim=-1),
+                    _case("bench-log-softmax", "LogSoftmax", randn(4096, 1000), dim=-1))),
     cases=[
         _case("relu-2d", "ReLU", randn(4, 5)),
         _case("relu-3d", "ReLU", randn(2, 3, 4)),

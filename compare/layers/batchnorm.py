@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, perturb_parameters, randn
+from compare.concept import Bench, Case, Concept, Draw, perturb_parameters, randn
 from numpy_impl.layers import batchnorm as numpy_twin
 from torch_impl.layers import batchnorm as torch_twin
 
@@ -52,6 +52,8 @@ CONCEPT = Concept(
     summary="batch normalization (BatchNorm1d) with running statistics",
     compares="output; grads of x, weight, bias; running_mean, running_var, num_batches_tracked",
     witness="nn.BatchNorm1d",
+    bench=Bench("BatchNorm1d(512) in training on x (4096, 512)",
+                cases=(_case("bench", randn(4096, 512), 512),)),
     cases=[
         _case("2d-train", randn(6, 4), 4),
         _case("3d-train", randn(3, 4, 5), 4),

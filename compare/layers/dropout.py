@@ -9,7 +9,7 @@ output and replays that mask through both twins. Run: ``python -m compare.layers
 """
 from __future__ import annotations
 
-from compare.concept import Case, Concept, bernoulli, randn
+from compare.concept import Bench, Case, Concept, bernoulli, randn
 from numpy_impl.layers import dropout as numpy_twin
 from torch_impl.layers import dropout as torch_twin
 
@@ -25,6 +25,7 @@ CONCEPT = Concept(
     summary="inverted dropout y = x * m / (1 - p), the mask drawn once and given to both",
     compares="output; grad of x (the bool mask gets none)",
     witness="none (F.dropout replayed in tests)",
+    bench=Bench("Dropout(0.5) on x (4096, 1000)", cases=(_case("bench", 0.5, 4096, 1000),)),
     cases=[
         _case("2d", 0.5, 4, 6),
         _case("3d-p0.2", 0.2, 2, 3, 5),

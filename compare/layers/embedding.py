@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, fixed, randint
+from compare.concept import Bench, Case, Concept, Draw, fixed, randint
 from numpy_impl.layers import embedding as numpy_twin
 from torch_impl.layers import embedding as torch_twin
 
@@ -31,6 +31,8 @@ CONCEPT = Concept(
     summary="lookup table y = W[idx], gradient scatter-added into the rows read",
     compares="output; grad of weight (repeated indices accumulate, padding row none)",
     witness="nn.Embedding",
+    bench=Bench("Embedding(10000, 128) on indices (256, 64)",
+                cases=(_case("bench", randint(10000, 256, 64), 10000, 128),)),
     cases=[
         _case("2d-indices", randint(10, 3, 4), 10, 5),
         # 24 lookups into 4 rows: every row is read several times

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, randn
+from compare.concept import Bench, Case, Concept, Draw, randn
 from compare.tolerances import Tolerance
 from numpy_impl.layers import layernorm as numpy_twin
 from torch_impl.layers import layernorm as torch_twin
@@ -42,6 +42,7 @@ CONCEPT = Concept(
     summary="layer normalization over the trailing dims, y = gamma * xhat + beta",
     compares="output; grads of x, weight, bias",
     witness="nn.LayerNorm",
+    bench=Bench("LayerNorm(512) on x (4096, 512)", cases=(_case("bench", randn(4096, 512), 512),)),
     cases=[
         _case("2d", randn(4, 6), 6),
         _case("3d-last-dim", randn(2, 3, 5), 5),

@@ -4,7 +4,7 @@ Witness: ``torch.nn.Linear`` (``F.linear``). Run: ``python -m compare.layers.lin
 """
 from torch import nn
 
-from compare.concept import Case, Concept, randn
+from compare.concept import Bench, Case, Concept, randn
 from numpy_impl.layers import linear as numpy_twin
 from torch_impl.layers import linear as torch_twin
 
@@ -22,6 +22,8 @@ CONCEPT = Concept(
     summary="fully connected layer y = x W^T + b",
     compares="output; grads of x, weight, bias",
     witness="nn.Linear",
+    bench=Bench("Linear(1024, 1024) on x (256, 1024)",
+                cases=(_case("bench", (256, 1024), 1024, 1024),)),
     cases=[
         _case("2d", (4, 3), 3, 5),
         _case("no-bias", (4, 3), 3, 5, bias=False),

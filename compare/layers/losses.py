@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, fixed, randint, randn, uniform
+from compare.concept import Bench, Case, Concept, Draw, fixed, randint, randn, uniform
 from numpy_impl.layers import losses as numpy_twin
 from torch_impl.layers import losses as torch_twin
 
@@ -109,6 +109,11 @@ CONCEPT = Concept(
     summary="MSELoss, CrossEntropyLoss, NLLLoss, BCEWithLogitsLoss; reductions mean/sum/none",
     compares="loss; grads of input (and of a float target)",
     witness="nn.MSELoss, nn.CrossEntropyLoss, nn.NLLLoss, nn.BCEWithLogitsLoss",
+    bench=Bench("CrossEntropyLoss, MSELoss, BCEWithLogitsLoss on (4096, 1000)", cases=(
+        _case("bench-ce", "CrossEntropyLoss", randn(4096, 1000), randint(1000, 4096)),
+        _case("bench-mse", "MSELoss", randn(4096, 1000), randn(4096, 1000)),
+        _case("bench-bce", "BCEWithLogitsLoss", randn(4096, 1000),
+              uniform(0.0, 1.0, 4096, 1000)))),
     cases=CASES,
 )
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compare.concept import Case, Concept, perturb_parameters, randint
+from compare.concept import Bench, Case, Concept, perturb_parameters, randint
 from compare.tolerances import Tolerance
 from numpy_impl.layers import mlp as numpy_twin
 from torch_impl.layers import mlp as torch_twin
@@ -77,6 +77,8 @@ CONCEPT = Concept(
     compares="loss; all 19 intermediates and 18 of their grads (logit_maxes is detached: no "
              "grad); grads of C, W1, b1, W2, b2, bngain, bnbias; running buffers",
     witness="F.embedding, F.batch_norm, F.cross_entropy",
+    bench=Bench("CharMLP (block 3, n_embd 10, n_hidden 200) on a batch of 256 contexts",
+                cases=(_case("bench", 256, n_hidden=200),)),
     cases=[
         _case("train", 32, momentum=0.1),
         _case("eval", 32, train=False),

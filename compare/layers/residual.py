@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.concept import Case, Concept, Trial, perturb_parameters, randn
+from compare.concept import Bench, Case, Concept, Trial, perturb_parameters, randn
 from compare.runner import run_module
 from numpy_impl.layers import residual as numpy_twin
 from torch_impl.layers import residual as torch_twin
@@ -84,6 +84,8 @@ CONCEPT = Concept(
     compares="output; grad of x; every block's input and its grad; grads of each fc weight, bias",
     witness="none",
     extra_plots=extra_plots,
+    bench=Bench("residual Stack, depth 10, features 512, on x (256, 512)",
+                cases=(_case("bench", (256, 512), 512),)),
     cases=[
         _case("residual", (4, 5), 5),
         _case("plain", (4, 5), 5, residual=False),

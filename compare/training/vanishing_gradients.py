@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, Trial, perturb_parameters, randn
+from compare.concept import Bench, Case, Concept, Trial, perturb_parameters, randn
 from compare.runner import run_module
 from compare.tolerances import Tolerance
 from numpy_impl.training import vanishing_gradients as numpy_twin
@@ -178,6 +178,8 @@ CONCEPT = Concept(
               "running statistics"),
     witness="nn.Linear + nn.BatchNorm1d + nn.Sigmoid/nn.Tanh/nn.ReLU",
     extra_plots=extra_plots,
+    bench=Bench("DeepMLP depth 10, 256 features, tanh + batchnorm, batch 256",
+        cases=(_case("tanh", "batchnorm", batch=256, features=256, depth=10, suffix="-bench"),)),
     cases=CASES,
 )
 

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compare.concept import Case, Concept, Trial, perturb_parameters, uniform
+from compare.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
+from compare.concept import Bench, Case, Concept, Trial, perturb_parameters, uniform
 from compare.data.digits import digits
 from compare.parity import training_runner
 from numpy_impl.training import optimizers as numpy_optim
@@ -132,6 +133,12 @@ CONCEPT = Concept(
              "step, parameters at the end",
     witness="F.linear, F.relu, torch.sigmoid, F.mse_loss; torch.optim",
     run=run,
+    bench=Bench("one Adam step of the Autoencoder (784 -> 32 -> 784) on 128 images",
+                work=train_step_work(
+                    (numpy_ae.Autoencoder, None, numpy_optim.Adam, numpy_loss_model_step),
+                    (torch_ae.Autoencoder, None, torch.optim.Adam, torch_loss_model_step),
+                    (BuiltinAutoencoder, None, torch.optim.Adam, torch_loss_model_step),
+                    dict(latent_size=32), uniform(0.0, 1.0, 128, 784), None, dict(lr=1e-3))),
     cases=[
         _case("mnist-sizes", (2, 784)),
         _case("images", (3, 1, 4, 4), latent_size=2, in_features=16, hidden_size=8),

@@ -43,7 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, Trial, fixed, perturb_parameters, uniform
+from compare.bench import train_step_work
+from compare.concept import Bench, Case, Concept, Trial, fixed, perturb_parameters, randint, uniform
 from compare.data.digits import Splits, digits
 from compare.parity import training_runner
 from compare.script import (
@@ -176,6 +177,12 @@ CONCEPT = Concept(
              "(SGD, Adam): loss at every step, parameters at the end",
     witness="nn.Conv2d, nn.MaxPool2d, F.relu, nn.Linear; torch.optim",
     run=run,
+    bench=Bench("one SGD training step of the CNN on a batch of 64 MNIST images (64, 1, 28, 28)",
+                work=train_step_work(
+                    (numpy_cnn.CNN, NumpyCrossEntropyLoss, numpy_optim.SGD, numpy_cnn.train_step),
+                    (torch_cnn.CNN, TorchCrossEntropyLoss, torch.optim.SGD, torch_cnn.train_step),
+                    (BuiltinCNN, nn.CrossEntropyLoss, torch.optim.SGD, torch_cnn.train_step),
+                    {}, uniform(0.0, 1.0, 64, 1, 28, 28), randint(10, 64), dict(lr=0.1))),
     cases=[
         _case("mnist-sizes", (2, 1, 28, 28)),
         _case("batch-of-one", (1, 1, 12, 12), num_classes=4, channels=(2, 3), image_size=12),

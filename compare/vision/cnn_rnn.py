@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, uniform
+from compare.concept import Bench, Case, Concept, uniform
 from compare.vision._builtin import BuiltinCNNFeatures
 from numpy_impl.vision import cnn_rnn as numpy_twin
 from torch_impl.vision import cnn_rnn as torch_twin
@@ -61,6 +61,8 @@ CONCEPT = Concept(
              "RNN's weights and the classifier; feature sequence and last hidden state and "
              "their grads",
     witness="nn.Conv2d, nn.MaxPool2d, F.relu, nn.RNN, nn.Linear",
+    bench=Bench("CNNRNN on 16 sequences of 8 MNIST frames (16, 8, 1, 28, 28)",
+                cases=(_case("bench", (16, 8, 1, 28, 28)),)),
     cases=[
         # full-size frames, one sequence of two: finite differences cost two forward passes
         # per checked element, so the batch and sequence variations run on 12x12 frames

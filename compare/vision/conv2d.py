@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, randn
+from compare.concept import Bench, Case, Concept, randn
 from numpy_impl.vision import conv2d as numpy_twin
 from torch_impl.vision import conv2d as torch_twin
 
@@ -45,6 +45,8 @@ CONCEPT = Concept(
     compares="output; grads of x, weight, bias (stride, padding incl. 'same'/'valid', dilation, "
              "groups, depthwise, no bias, 1x1, non-square)",
     witness="nn.Conv2d",
+    bench=Bench("Conv2d(16, 32, 3, padding=1) on x (32, 16, 28, 28)",
+                cases=(_case("bench", (32, 16, 28, 28), 16, 32, 3, padding=1),)),
     cases=[
         _case("3x3", (2, 3, 6, 6), 3, 4, 3),
         _case("stride-2", (2, 3, 7, 8), 3, 4, 3, stride=2),

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, randn
+from compare.concept import Bench, Case, Concept, Draw, randn
 from numpy_impl.vision import pooling as numpy_twin
 from torch_impl.vision import pooling as torch_twin
 
@@ -93,6 +93,9 @@ CONCEPT = Concept(
              "constant and integer planes); AvgPool2d: output, grad of x (count_include_pad, "
              "ceil_mode, divisor_override)",
     witness="nn.MaxPool2d, nn.AvgPool2d",
+    bench=Bench("MaxPool2d(2) and AvgPool2d(2) on x (32, 32, 28, 28)", cases=(
+        _case("bench-max", "MaxPool2d", randn(32, 32, 28, 28), kernel_size=2),
+        _case("bench-avg", "AvgPool2d", randn(32, 32, 28, 28), kernel_size=2))),
     cases=CASES,
 )
 
