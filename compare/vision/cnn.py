@@ -183,7 +183,13 @@ CONCEPT = Concept(
         _case("blank-image", (2, 1, 12, 12), fd=False, x=fixed(np.zeros((2, 1, 12, 12))),
               num_classes=4, channels=(3, 3), image_size=12, prepare=_dyadic_convolutions),
         _training("train-sgd", "SGD", lr=SGD_LR),
-        _training("train-adam", "Adam", lr=3e-3),
+        # Adam divides by sqrt(v) + eps: where a gradient is near 0 (a weight on a feature that
+        # is dead for the batch) its update is a ratio of rounding noise, up to lr per step
+        # with the default eps 1e-8. The built-in's float32 conv kernels round differently, so
+        # at seed 25 the twin and nn.Conv2d's model parted by 1.4e-4 after 20 steps (1.7e-5 at
+        # most elsewhere, seeds 0-34). eps = 1e-5 bounds the sensitivity of an update to its
+        # gradient by lr / eps: measured at most 2.4e-5 on seeds 7, 18, 25, 26.
+        _training("train-adam", "Adam", lr=3e-3, eps=1e-5),
     ],
 )
 
