@@ -181,6 +181,7 @@ def test_the_torch_twins_do_not_call_the_kernel_their_witness_runs(monkeypatch, 
     """A witness checks another computation: with the witness's kernel made to fail (in torch
     and torch.nn.functional), the torch twin still runs."""
     import torch.nn.functional as F
+
     from torch_impl.layers import activations as twins
 
     def forbidden(*args, **kwargs):
