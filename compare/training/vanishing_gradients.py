@@ -96,10 +96,11 @@ def _finite_difference_floor(activation: str) -> dict[str, Tolerance]:
     output's for sigmoid, ~1e-5 for relu, at these sizes), down to where central differences'
     own rounding, eps |L| / h, is no longer small against them: over seeds 0-39 the finite
     differences of sigmoid-plain sat up to 1.07e-9 from the backward on gradients of ~1e-3
-    (relative 9.8e-7, at the 1e-6 bound), relu-plain's up to 1.3e-11 on ~2e-5. So the fd check
-    alone gets an absolute floor ~5-8x that rounding, far below a wrong backward (off by the
-    gradient's own size); the twins keep the default bounds."""
-    return {"fd": Tolerance(rtol=1e-6, atol=1e-10 if activation == "relu" else 5e-9)}
+    (relative 9.8e-7, at the 1e-6 bound); relu's plain cases up to 8.7e-11 on ~4e-5 (relative
+    2.4e-6: relu-plain-batch-of-one failed at seed 33). So the fd check alone gets an absolute
+    floor ~5x that rounding, far below a wrong backward (off by the gradient's own size); the
+    twins keep the default bounds."""
+    return {"fd": Tolerance(rtol=1e-6, atol=5e-10 if activation == "relu" else 5e-9)}
 
 
 def _case(activation: str, config: str, batch: int = 6, features: int = 4, depth: int = 5,
