@@ -185,8 +185,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(report.table() + "\n", flush=True)
         if progress:
-            verdict = "agree" if report.passed else ("ERROR" if report.error else "MISMATCH")
-            print(f"[{i}/{len(selected)}] {concept.qualified_name}: {verdict} "
+            print(f"[{i}/{len(selected)}] {concept.qualified_name}: {report.verdict} "
                   f"({len(report.diffs)} tensors, {report.seconds:.2f} s)",
                   file=sys.stderr, flush=True)
         for path in written:
@@ -252,8 +251,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         (args.directory / f"{concept.name}.html").write_text(
             concept_page(concept, report, figures), encoding="utf-8")
         rows.append((concept, report))
-        print(f"[{i}/{len(selected)}] {concept.qualified_name}: "
-              f"{'agree' if report.passed else 'MISMATCH'}", file=sys.stderr, flush=True)
+        print(f"[{i}/{len(selected)}] {concept.qualified_name}: {report.verdict}",
+              file=sys.stderr, flush=True)
     index = args.directory / "index.html"
     index.write_text(index_page(rows), encoding="utf-8")
     print(f"wrote {index}")
