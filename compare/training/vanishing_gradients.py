@@ -91,6 +91,16 @@ def _bias_before_batchnorm_is_zero(depth: int) -> dict[str, Tolerance]:
     return tolerance
 
 
+# Five batch norms in training mode, batch 6: each backward subtracts means of products that
+# nearly cancel, and float32's rounding compounds through the layers. In relu-batchnorm the
+# first layer's bn.weight gradient of the torch twin (autograd) sat 1.03e-4 from the float64
+# referee at seed 34, the NumPy twin 1.4e-5 (numpy-vs-torch 8.9e-5, the built-in 7.2e-5 from
+# the twin; seeds 0-80, median 2.4e-6): both checks get 3e-4 in float32 for this case alone
+# (sigmoid's and tanh's stayed below 2.1e-5 and keep the default).
+_DEEP_BATCHNORM_FLOAT32 = {"numpy-vs-torch:float32": Tolerance(rtol=3e-4),
+                           "torch-vs-builtin:float32": Tolerance(rtol=3e-4)}
+
+
 def _finite_difference_floor(activation: str) -> dict[str, Tolerance]:
     """Without normalization or shortcuts the early layers' gradients vanish (~1e-3 of the
     output's for sigmoid, ~1e-5 for relu, at these sizes), down to where central differences'
@@ -112,8 +122,10 @@ def _case(activation: str, config: str, batch: int = 6, features: int = 4, depth
                 torch=torch_twin.DeepMLP, builtin=BuiltinDeepMLP,
                 init=dict(features=features, depth=depth, activation=activation, **options),
                 inputs=dict(x=randn(batch, features)), train=train,
-                tolerance=_bias_before_batchnorm_is_zero(depth) if zero_bias
-                else _finite_difference_floor(activation) if plain else {},
+                tolerance=(_bias_before_batchnorm_is_zero(depth)
+                           | (_DEEP_BATCHNORM_FLOAT32 if activation == "relu" else {})
+                           if zero_bias else _finite_difference_floor(activation) if plain
+                           else {}),
                 prepare=_perturb_strongly if plain and activation != "relu"
                 else perturb_parameters)
 
