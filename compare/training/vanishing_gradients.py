@@ -91,15 +91,26 @@ def _bias_before_batchnorm_is_zero(depth: int) -> dict[str, Tolerance]:
     return tolerance
 
 
+# Five batch norms in training mode, batch 6: each backward subtracts means of products that
+# nearly cancel, and float32's rounding compounds through the layers. In relu-batchnorm the
+# first layer's bn.weight gradient of the torch twin (autograd) sat 1.03e-4 from the float64
+# referee at seed 34, the NumPy twin 1.4e-5 (numpy-vs-torch 8.9e-5, the built-in 7.2e-5 from
+# the twin; seeds 0-80, median 2.4e-6): both checks get 3e-4 in float32 for this case alone
+# (sigmoid's and tanh's stayed below 2.1e-5 and keep the default).
+_DEEP_BATCHNORM_FLOAT32 = {"numpy-vs-torch:float32": Tolerance(rtol=3e-4),
+                           "torch-vs-builtin:float32": Tolerance(rtol=3e-4)}
+
+
 def _finite_difference_floor(activation: str) -> dict[str, Tolerance]:
     """Without normalization or shortcuts the early layers' gradients vanish (~1e-3 of the
     output's for sigmoid, ~1e-5 for relu, at these sizes), down to where central differences'
     own rounding, eps |L| / h, is no longer small against them: over seeds 0-39 the finite
     differences of sigmoid-plain sat up to 1.07e-9 from the backward on gradients of ~1e-3
-    (relative 9.8e-7, at the 1e-6 bound), relu-plain's up to 1.3e-11 on ~2e-5. So the fd check
-    alone gets an absolute floor ~5-8x that rounding, far below a wrong backward (off by the
-    gradient's own size); the twins keep the default bounds."""
-    return {"fd": Tolerance(rtol=1e-6, atol=1e-10 if activation == "relu" else 5e-9)}
+    (relative 9.8e-7, at the 1e-6 bound); relu's plain cases up to 8.7e-11 on ~4e-5 (relative
+    2.4e-6: relu-plain-batch-of-one failed at seed 33). So the fd check alone gets an absolute
+    floor ~5x that rounding, far below a wrong backward (off by the gradient's own size); the
+    twins keep the default bounds."""
+    return {"fd": Tolerance(rtol=1e-6, atol=5e-10 if activation == "relu" else 5e-9)}
 
 
 def _case(activation: str, config: str, batch: int = 6, features: int = 4, depth: int = 5,
@@ -111,8 +122,10 @@ def _case(activation: str, config: str, batch: int = 6, features: int = 4, depth
                 torch=torch_twin.DeepMLP, builtin=BuiltinDeepMLP,
                 init=dict(features=features, depth=depth, activation=activation, **options),
                 inputs=dict(x=randn(batch, features)), train=train,
-                tolerance=_bias_before_batchnorm_is_zero(depth) if zero_bias
-                else _finite_difference_floor(activation) if plain else {},
+                tolerance=(_bias_before_batchnorm_is_zero(depth)
+                           | (_DEEP_BATCHNORM_FLOAT32 if activation == "relu" else {})
+                           if zero_bias else _finite_difference_floor(activation) if plain
+                           else {}),
                 prepare=_perturb_strongly if plain and activation != "relu"
                 else perturb_parameters)
 

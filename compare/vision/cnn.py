@@ -61,6 +61,7 @@ from compare.script import (
     writable_dir,
 )
 from compare.term import Progress
+from compare.tolerances import Tolerance
 from compare.vision._builtin import BuiltinCNNFeatures
 from numpy_impl.layers.losses import CrossEntropyLoss as NumpyCrossEntropyLoss
 from numpy_impl.training import optimizers as numpy_optim
@@ -152,11 +153,11 @@ def _case(name: str, x_shape: tuple[int, ...], fd: bool = True, x: Any = None,
 
 
 def _training(name: str, optimizer: str, steps: int = 20, batch: int = 4,
-              **optimizer_options: Any) -> Case:
+              tolerance: dict[str, Tolerance] | None = None, **optimizer_options: Any) -> Case:
     # fd=False: a training run has no single backward to difference; the module cases check
     # the same model's backward against finite differences.
     return Case(name, numpy=numpy_cnn.CNN, torch=torch_cnn.CNN, builtin=BuiltinCNN,
-                prepare=None, fd=False,
+                prepare=None, fd=False, tolerance=tolerance or {},
                 options=dict(steps=steps, batch=batch, optimizer=optimizer,
                              optimizer_options=optimizer_options))
 
@@ -204,7 +205,17 @@ CONCEPT = Concept(
         _case("blank-image", (2, 1, 12, 12), fd=False, x=fixed(np.zeros((2, 1, 12, 12))),
               num_classes=4, channels=(3, 3), image_size=12, prepare=_dyadic_convolutions),
         _training("train-sgd", "SGD", lr=SGD_LR),
-        _training("train-adam", "Adam", lr=3e-3),
+        # Adam divides by sqrt(v) + eps: where a gradient is near 0 (a weight on a feature that
+        # is dead for the batch) its update is a ratio of rounding noise, up to lr per step
+        # with the default eps 1e-8. The built-in's float32 conv kernels round differently, so
+        # at seed 25 the twin and nn.Conv2d's model parted by 1.4e-4 after 20 steps (1.7e-5 at
+        # most elsewhere, seeds 0-34). eps = 1e-5 bounds the sensitivity of an update to its
+        # gradient by lr / eps: measured at most 2.4e-5 on seeds 7, 18, 25, 26 -- but the tail
+        # stays heavy: seed 24 parted the built-in model by 2.2e-3 (seeds 0-76), while the twins
+        # stayed within the default 1e-4 of each other. The built-in witness alone gets 1e-2 in
+        # float32 (the twins' numpy-vs-torch bound is untouched).
+        _training("train-adam", "Adam", lr=3e-3, eps=1e-5,
+                  tolerance={"torch-vs-builtin:float32": Tolerance(rtol=1e-2)}),
     ],
 )
 

@@ -172,3 +172,24 @@ def test_relu_inplace_overwrites_its_input_and_keeps_the_gradient():
     yt = tha.ReLU(inplace=True)(xt * 1.0)  # in place on a non-leaf, as torch requires
     yt.backward(torch.tensor([1.0, 2.0, 3.0, 4.0]))
     assert yt.tolist() == [0.0, 0.0, 2.0, 0.0] and xt.grad.tolist() == [0.0, 0.0, 3.0, 0.0]
+
+
+@pytest.mark.parametrize("twin, kernels", [
+    ("Tanh", ("tanh",)), ("ReLU", ("relu",)), ("Sigmoid", ("sigmoid",)), ("GELU", ("gelu",)),
+    ("Softmax", ("softmax",)), ("LogSoftmax", ("log_softmax",))])
+def test_the_torch_twins_do_not_call_the_kernel_their_witness_runs(monkeypatch, twin, kernels):
+    """A witness checks another computation: with the witness's kernel made to fail (in torch
+    and torch.nn.functional), the torch twin still runs."""
+    import torch.nn.functional as F
+
+    from torch_impl.layers import activations as twins
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the twin ran its witness's kernel")
+    for owner in (torch, F):
+        for name in kernels:
+            if hasattr(owner, name):
+                monkeypatch.setattr(owner, name, forbidden)
+    module = getattr(twins, twin)(dim=-1) if "Softmax" in twin else getattr(twins, twin)()
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    module(x).sum().backward()
