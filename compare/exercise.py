@@ -35,26 +35,50 @@ def _imports_for(reference: type, class_source: str) -> list[str]:
         lines.append("from numpy_impl import Module, Parameter")
     used = {n.id for n in ast.walk(ast.parse(textwrap.dedent(class_source)))
             if isinstance(n, ast.Name)}
-    defined = set()  # names the reference module itself defines at its top level
-    for node in ast.parse(source).body:
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            defined.add(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            defined.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    defined = _top_level_names(module)  # names the reference module itself defines
     own = sorted(name for name in used if name in defined and name != reference.__name__)
     for base in reference.__bases__:
         if base is not Module:
             lines.append(f"from {base.__module__} import {base.__name__}")
     if own:
         lines.append(f"from {module.__name__} import {', '.join(own)}")
-    return lines
+    for method in ("forward", "backward"):  # inherited (RNNBase's): a body written like it
+        function = getattr(reference, method)  # needs the names of the module it lives in
+        home = inspect.getmodule(function)
+        if home is not None and method not in vars(reference):
+            names = {n.id for n in ast.walk(ast.parse(textwrap.dedent(
+                inspect.getsource(function)))) if isinstance(n, ast.Name)}
+            found = sorted(n for n in names if n in _top_level_names(home))
+            if found:
+                lines.append(f"from {home.__name__} import {', '.join(found)}")
+    return list(dict.fromkeys(lines))  # a base class may be imported already
+
+
+def _top_level_names(module: object) -> set[str]:
+    """The functions, classes and constants a module defines at its top level."""
+    defined = set()
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            defined.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+    return defined
 
 
 def _base_names(reference: type) -> list[str]:
     """The reference's direct base classes by name: its constructor's super().__init__ call
     must reach the same base (a CNN built on a shared feature extractor, say)."""
     return [base.__name__ for base in reference.__bases__]
+
+
+def _class_attributes(reference: type) -> str:
+    """The reference's class-level settings (``gate_count = 3``): its base class reads them."""
+    source = textwrap.dedent(inspect.getsource(reference))
+    body = ast.parse(source).body[0].body
+    kept = [ast.get_source_segment(source, node) for node in body
+            if isinstance(node, (ast.Assign, ast.AnnAssign))]
+    return textwrap.indent("\n".join(kept), "    ") + "\n\n" if kept else ""
 
 
 def _helper_methods(reference: type) -> str:
@@ -99,7 +123,9 @@ def skeleton(spec: str) -> tuple[str, str]:
                           f"({concept.qualified_name}) is not one -- copy "
                           f"numpy_impl/{concept.family}/{concept.name}.py and change it instead")
     module = inspect.getmodule(reference)
-    init_source = textwrap.dedent(inspect.getsource(reference.__init__))
+    # an inherited constructor stays inherited (copying it would call the wrong super())
+    init_source = textwrap.dedent(inspect.getsource(reference.__init__)) \
+        if "__init__" in vars(reference) else ""
     helpers = _helper_methods(reference)
     math = textwrap.indent(inspect.cleandoc(module.__doc__ or ""), "    ")
     file_name = f"my_{concept.name}.py"
@@ -126,7 +152,7 @@ from __future__ import annotations
 class {name}({", ".join(_base_names(reference))}):
     """{inspect.cleandoc(reference.__doc__ or name)}"""
 
-{textwrap.indent(init_source, "    ").rstrip()}
+{_class_attributes(reference)}{textwrap.indent(init_source, "    ").rstrip()}
 {(chr(10) + helpers + chr(10)) if helpers else ""}
     def forward({_parameters(reference.forward)}):
         """The forward pass; keep in ``self`` whatever backward will need."""

@@ -104,8 +104,8 @@ class VerifyReport(Report):
                     notes=self.notes)
         return data
 
-    def table(self) -> str:
-        lines = [super().table()]
+    def table(self, failures_only: bool = False) -> str:
+        lines = [super().table(failures_only=failures_only)]
         lines += [f"  note: {note}" for note in self.notes]
         lines += [f"  skipped {case}: {reason}" for case, reason in self.skipped]
         lines.append(f"  {self.ran} case(s) ran, {len(self.skipped)} skipped")
