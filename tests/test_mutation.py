@@ -108,11 +108,28 @@ def _scaled_step(step: Any) -> Any:
     return wrapped
 
 
-def _scaled_output(method: Any) -> Any:
+def _scaled_output(method: Any, floats_only: bool = False) -> Any:
     @functools.wraps(method)
     def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return perturb(method(self, *args, **kwargs))
+        result = method(self, *args, **kwargs)
+        return _perturb_floats(result) if floats_only else perturb(result)
     return wrapped
+
+
+def _perturb_floats(value: Any) -> Any:
+    """Like ``perturb`` for floating-point results only: a helper's integers (sizes, counts,
+    indices) stay as they are, so the mutant computes a wrong answer rather than crashing."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and not (
+            value.is_floating_point() if isinstance(value, torch.Tensor)
+            else np.issubdtype(value.dtype, np.floating)):
+        return value
+    if isinstance(value, (tuple, list)):
+        return type(value)(_perturb_floats(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _perturb_floats(v) for k, v in value.items()}
+    if isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        return value
+    return perturb(value)
 
 
 def _named_like(mutant: type, reference: type) -> type:
@@ -139,15 +156,20 @@ def scaled(reference: Any) -> Any:
         reference.__init__(self, *args, **kwargs)
         _perturb_state(self)
     members["__init__"] = __init__
-    # the methods that produce results: the usual entry points, and every public method the
-    # class itself defines (a concept's runner may call its own analysis methods)
+    # the methods that produce results: the usual entry points; and for a class that inherits
+    # its forward and adds methods of its own (an analysis on top of a model), those methods:
+    # the concept's runner calls them, not forward. (A torch class is caught through its
+    # parameters; scaling its cached tensors would cut them out of the autograd graph.)
+    extends_a_model = "forward" in dir(reference) and "forward" not in vars(reference) \
+        and not issubclass(reference, torch.nn.Module)
     own = [n for n, v in vars(reference).items() if callable(v) and not n.startswith("_")
-           and n not in ("step", "backward") and not isinstance(v, (staticmethod, classmethod))]
+           and n not in ("step", "backward") and not isinstance(v, (staticmethod, classmethod))
+           ] if extends_a_model else []
     for name in dict.fromkeys([*OUTPUT_METHODS, *own]):
         defined = next((k.__dict__[name] for k in reference.__mro__ if name in k.__dict__), None)
         if callable(defined) and not (name == "__call__" and (
                 issubclass(reference, torch.nn.Module) or "forward" in dir(reference))):
-            members[name] = _scaled_output(defined)
+            members[name] = _scaled_output(defined, floats_only=name not in OUTPUT_METHODS)
     if callable(getattr(reference, "step", None)):
         members["step"] = _scaled_step(reference.step)
     return _named_like(type(reference.__name__, (reference,), members), reference)
