@@ -125,14 +125,15 @@ class Trial:
 class Outcome:
     """Named arrays from one trial. ``numpy`` and ``torch`` must have the same names;
     ``builtin`` may cover a subset of ``torch``'s; ``fd`` maps a gradient name to
-    (analytic, numeric) arrays, the analytic ones taken from the NumPy twin. ``inputs``,
+    (analytic, numeric) arrays, the analytic ones taken from the NumPy twin (a third item, when
+    present, counts the elements differenced from one side of a kink). ``inputs``,
     ``upstream`` (output name -> dL/d output) and ``contributions`` (tensor name -> how many
     terms the reference adds into each element) are context for the diagnoses."""
 
     numpy: dict[str, np.ndarray]
     torch: dict[str, np.ndarray]
     builtin: dict[str, np.ndarray] = field(default_factory=dict)
-    fd: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    fd: dict[str, tuple] = field(default_factory=dict)  # (analytic, numeric[, kinks])
     inputs: dict[str, np.ndarray] = field(default_factory=dict)  # as given: context for diagnoses
     upstream: dict[str, np.ndarray] = field(default_factory=dict)
     contributions: dict[str, np.ndarray] = field(default_factory=dict)

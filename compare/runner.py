@@ -26,7 +26,7 @@ import numpy as np
 
 from compare.concept import Case, Concept, Outcome, Trial
 from compare.diagnose import modified_input_sentence
-from compare.finite_diff import numerical_gradient, weighted_sum
+from compare.finite_diff import kink_resolved, numerical_gradient, weighted_sum
 from compare.metrics import Diff, kind_of, measure, referee
 from compare.report import Report
 from compare.tolerances import DEFAULT, Scope, Tolerance
@@ -224,12 +224,14 @@ def finite_differences(case: Case, state: dict[str, np.ndarray], inputs: dict[st
     for name, array in targets.items():
         if name not in analytic:
             continue
+        index = np.arange(array.size) if array.size <= FD_MAX_ELEMENTS else \
+            np.sort(pick.choice(array.size, FD_MAX_ELEMENTS, replace=False))
+        mine = np.asarray(analytic[name]).reshape(-1)[index]
+        numeric, kinks = kink_resolved(loss, array, index, mine,
+                                       numerical_gradient(loss, array, index))
         if array.size <= FD_MAX_ELEMENTS:
-            result[name] = (analytic[name], numerical_gradient(loss, array))
-        else:
-            index = np.sort(pick.choice(array.size, FD_MAX_ELEMENTS, replace=False))
-            result[name] = (np.asarray(analytic[name]).reshape(-1)[index],
-                            numerical_gradient(loss, array, index))
+            mine, numeric = analytic[name], numeric.reshape(array.shape)
+        result[name] = (mine, numeric, kinks) if kinks else (mine, numeric)
     return result
 
 
@@ -315,11 +317,16 @@ def compare_fd(fd: dict[str, tuple[np.ndarray, np.ndarray]], *, check: str, case
     """Analytic gradients against central finite differences (float64); ``full`` holds the
     whole analytic tensors, to say when a large one was checked on a sample."""
     diffs = []
-    for name, (analytic, numeric) in fd.items():
+    for name, (analytic, numeric, *kinks) in fd.items():
         diff = measure(analytic, numeric, tolerance(check, "fd", name), check=check, name=name,
                        case=case, dtype="float64")
+        notes = []
         if np.shape(analytic) != np.shape(full.get(name)):
-            diff.note = f"{np.size(numeric)} sampled elements"
+            notes.append(f"{np.size(numeric)} sampled elements")
+        if kinks and kinks[0]:
+            notes.append(f"{kinks[0]} at a kink, differenced from its clean side")
+        if notes:
+            diff.note = "; ".join(notes)
         diffs.append(diff)
     return diffs
 

@@ -190,3 +190,22 @@ def test_float32_diffs_carry_the_referee():
     assert primary and all(d.referee and d.referee["closer"] in {"numpy", "torch", "tie"}
                            for d in primary)
     assert all(d.referee is None for d in report.diffs if d.check != "numpy-vs-torch")
+
+
+def test_a_kink_inside_the_step_is_differenced_from_its_clean_side():
+    """relu at x = 3e-7 (inside the 1e-6 step): the central difference is off by half the
+    jump; the left slope sees no kink and equals the analytic gradient. A wrong analytic
+    gradient matches neither side and keeps the central value."""
+    from compare.finite_diff import kink_resolved, numerical_gradient
+    x = np.array([3e-7, 0.5, -0.7])
+    g = np.array([2.0, -1.0, 3.0])
+    loss = lambda: float(np.sum(g * np.maximum(x, 0.0)))  # noqa: E731
+    analytic = g * (x > 0)                                 # [2, -1, 0]
+    central = numerical_gradient(loss, x, np.arange(3))
+    assert abs(central[0] - 2.0) > 0.1                     # the kink spoils element 0
+    resolved, replaced = kink_resolved(loss, x, np.arange(3), analytic, central)
+    assert replaced == 1
+    np.testing.assert_allclose(resolved, analytic, atol=1e-8)
+    wrong = analytic * 1.25
+    kept, replaced = kink_resolved(loss, x, np.arange(3), wrong, central)
+    assert replaced == 0 and np.array_equal(kept, central)
