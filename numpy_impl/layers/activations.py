@@ -319,7 +319,7 @@ class Tanh(Module):
 
 
 class Sigmoid(Module):
-    """``torch.nn.Sigmoid``: y = 1 / (1 + e^{-x}), computed without overflow."""
+    """``torch.nn.Sigmoid``: y = 1 / (1 + e^{-x}); e^{-x} = inf for x << 0 gives the limit 0."""
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._y = sigmoid(x)
