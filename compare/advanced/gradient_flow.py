@@ -54,7 +54,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, Outcome, Trial, perturb_parameters, randn
+from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters, randn
 from compare.finite_diff import numerical_gradient
 from compare.runner import initial_state, numpy_twin, run_module
 from numpy_impl.advanced import gradient_flow as numpy_flow
@@ -169,6 +169,13 @@ CONCEPT = Concept(
              "2, 6, 12, 24",
     witness="nn.TransformerEncoderLayer (norm_first, gelu, causal mask) stacked, nn.LayerNorm",
     run=run,
+    bench=Bench("pre-LN and post-LN stacks of depth 24, d_model 32, 2 heads, on x (N, T, C) = "
+                "(4, 8, 32)",
+                cases=tuple(Case(f"bench-{'pre' if first else 'post'}-ln",
+                                 numpy=numpy_flow.DeepTransformer, torch=torch_flow.DeepTransformer,
+                                 builtin=BuiltinDeepTransformer, prepare=_small_perturbation,
+                                 init=dict(d_model=32, nhead=2, depth=24, norm_first=first),
+                                 inputs=dict(x=randn(4, 8, 32))) for first in (True, False))),
     cases=[_case(depth, norm_first) for norm_first in (True, False) for depth in DEPTHS],
 )
 

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from compare.concept import Case, Concept, Outcome, Trial, perturb_parameters
+from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters
 from compare.data.text import CharVocab, builtin_text, get_batch
 from compare.finite_diff import numerical_gradient
 from compare.transformer.gpt import BuiltinGPT
@@ -325,6 +325,21 @@ def _text_case(name: str, source: str, *, steps: int = 0, batch: int = 2, length
                              length=length, corrupt_at=corrupt_at))
 
 
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """Every analysis (cached runs, logit lens, activation patching, direct logit attribution,
+    attribution patching) of each contender on a 4-layer, 4-head, 64-wide GPT (nanoGPT's init,
+    perturbed) over 4 prompts of 32 characters."""
+    case = _text_case("bench", "random", batch=4, length=32, corrupt_at=10, block_size=32,
+                      n_layer=4, n_head=4, n_embd=64)
+    setup = case_setup(case, trial.seed)
+    numpy_model = build(case.numpy, "numpy", setup, trial)
+    torch_model = build(case.torch, "torch", setup, trial)
+    builtin_model = build(case.builtin, "torch", setup, trial)
+    return {"numpy": lambda: numpy_analysis(numpy_model, setup),
+            "torch": lambda: torch_analysis(torch_model, setup),
+            "builtin": lambda: torch_analysis(builtin_model, setup)}
+
+
 CONCEPT = Concept(
     name="interpretability",
     family="advanced",
@@ -339,6 +354,8 @@ CONCEPT = Concept(
     witness="the GPT from nn.Embedding, nn.LayerNorm, F.scaled_dot_product_attention, "
             "nn.GELU, nn.Linear under the same hooks (no attention patterns)",
     run=run,
+    bench=Bench("every analysis on a GPT of n_layer 4, n_head 4, n_embd 64, prompts (B, T) = "
+                "(4, 32)", work=_bench_work),
     cases=[
         _text_case("trained-2-layer", "trained", steps=40, fd=True),
         _text_case("trained-1-layer-4-heads-no-bias", "trained", steps=40, n_layer=1,

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from compare.concept import Case, Concept, Outcome, Trial, perturb_parameters
+from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters
 from compare.finite_diff import numerical_gradient
 from compare.tolerances import DTYPES
 from numpy_impl.advanced import sparsity as numpy_twin
@@ -488,6 +488,45 @@ CASES = [
                       **{**TRAINING, "steps": 4})),
 ]
 
+BENCH_MLP = dict(in_features=784, hidden=300, classes=10)
+
+
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """One global L1 cut of 90 % over fc1.weight (300, 784) and fc2.weight (10, 300) of a
+    784-300-10 MLP, made permanent (``remove``), in each contender; the step then puts the
+    unpruned weights back (a copy, on every side), so every run cuts the same weights."""
+    torch.manual_seed(trial.seed)
+    state = {k: trial.cast(v.detach().numpy().copy())
+             for k, v in TorchClassifier(**BENCH_MLP).double().state_dict().items()}
+    numpy_model = NumpyClassifier(**BENCH_MLP).to(trial.np_dtype)
+    numpy_model.load_state_dict(state)
+    torch_models = []
+    for _ in range(2):  # the twin's and the built-in's
+        model = TorchClassifier(**BENCH_MLP).to(dtype=trial.torch_dtype)
+        model.load_state_dict({k: tensor(v) for k, v in state.items()})
+        torch_models.append(model)
+
+    def step(library: Any, model: Any, method: Any) -> Any:
+        layers = [getattr(model, p) for p in MLP_PARAMETERS]
+        originals = [state[f"{p}.weight"] for p in MLP_PARAMETERS]
+
+        def work() -> Any:
+            library.global_unstructured([(layer, "weight") for layer in layers],
+                                        pruning_method=method, amount=0.9)
+            for layer, weight in zip(layers, originals, strict=True):
+                library.remove(layer, "weight")
+                if library is numpy_twin:
+                    layer.weight.data[...] = weight
+                else:
+                    with torch.no_grad():
+                        layer.weight.copy_(tensor(weight))
+            return layers
+        return work
+    return {"numpy": step(numpy_twin, numpy_model, numpy_twin.L1Unstructured),
+            "torch": step(torch_twin, torch_models[0], torch_twin.L1Unstructured),
+            "builtin": step(torch_prune, torch_models[1], torch_prune.L1Unstructured)}
+
+
 CONCEPT = Concept(
     name="sparsity",
     family="advanced",
@@ -500,6 +539,8 @@ CONCEPT = Concept(
     witness="torch.nn.utils.prune (L1Unstructured, LnStructured, global_unstructured) + "
             "torch.optim.SGD",
     run=run,
+    bench=Bench("global_unstructured L1 cut of 90 % over a 784-300-10 MLP's weights, (300, 784) "
+                "and (10, 300), then remove", work=_bench_work),
     cases=CASES,
 )
 

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical
 
-from compare.concept import Case, Concept, Outcome, Trial, randint, randn
+from compare.concept import Bench, Case, Concept, Outcome, Trial, randint, randn
 from compare.runner import run_module, torch_module
 from compare.tolerances import Tolerance
 from numpy_impl.alignment import policy_gradient as numpy_twin
@@ -317,6 +317,36 @@ _CANCELLATION = {f"{dtype}:update{k}/{name}": bound
                      ("float32", "policy_loss", Tolerance(rtol=1e-4, atol=2e-6)),
                      ("float32", "approx_kl", Tolerance(rtol=1e-4, atol=1e-6)))}
 
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """One PPO update (GAE over the rollout, then one full-batch Adam step of the clipped
+    loss) of the actor-critic (16 features, 4 actions) on a rollout of T = 128 steps of E = 16
+    environments, 2048 transitions, drawn once; the models train on from the same weights."""
+    steps, envs, dim, actions = 128, 16, 16, 4
+    rng = trial.rng()
+    rollout = dict(obs=trial.cast(rng.standard_normal((steps, envs, dim))),
+                   actions=rng.integers(0, actions, (steps, envs)),
+                   rewards=trial.cast(rng.standard_normal((steps, envs))),
+                   dones=trial.cast((rng.random((steps, envs)) < 0.05).astype(np.float64)),
+                   last_obs=trial.cast(rng.standard_normal((envs, dim))))
+    torch.manual_seed(trial.seed)
+    state = {k: trial.cast(v.numpy().copy())
+             for k, v in torch_twin.ActorCritic(dim, actions).double().state_dict().items()}
+    model = numpy_twin.ActorCritic(dim, actions).to(trial.np_dtype)
+    model.load_state_dict(state)
+    numpy_loss, numpy_opt = numpy_twin.PPOLoss(), numpy_optim.Adam(model.parameters(), lr=1e-3)
+
+    def torch_step(loss_cls: Any) -> Any:
+        net = torch_twin.ActorCritic(dim, actions).to(trial.torch_dtype)
+        net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+        loss_fn, opt = loss_cls().to(trial.torch_dtype), torch.optim.Adam(net.parameters(),
+                                                                          lr=1e-3)
+        batch = {k: torch.from_numpy(np.array(v)) for k, v in rollout.items()}
+        return lambda: torch_twin.update(net, loss_fn, opt, batch, 0.99, 0.95, 1)
+    return {"numpy": lambda: numpy_twin.update(model, numpy_loss, numpy_opt, rollout, 0.99,
+                                               0.95, 1),
+            "torch": torch_step(torch_twin.PPOLoss), "builtin": torch_step(BuiltinPPOLoss)}
+
+
 CONCEPT = Concept(
     name="policy_gradient",
     family="alignment",
@@ -328,6 +358,8 @@ CONCEPT = Concept(
              "advantages, losses and parameters per update; the best arm / the goal is learned",
     witness="none in torch; torch.distributions.Categorical, F.mse_loss; torch.optim",
     run=run,
+    bench=Bench("one PPO update (GAE, one Adam step of the clipped loss) of the actor-critic on "
+                "2048 transitions, (T, E) = (128, 16), 16 features, 4 actions", work=_bench_work),
     tolerance=_SAME_ACTIONS | _CANCELLATION,
     cases=[
         _loss_case("reinforce", ppo=False),

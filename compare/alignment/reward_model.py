@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compare.concept import Case, Concept, Outcome, Trial, perturb_parameters, randn
+from compare.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
+from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters, randn
 from compare.runner import initial_state, run_module, torch_module
 from compare.runner import numpy_twin as make_numpy_twin
 from numpy_impl.alignment import reward_model as numpy_twin
@@ -204,6 +205,13 @@ CONCEPT = Concept(
              "both twins)",
     witness="nn.Linear, torch.tanh, F.logsigmoid; torch.optim",
     run=run,
+    bench=Bench("one Adam update step of the reward model (8 -> 32 -> 1) on 64 preference pairs",
+                work=train_step_work(
+                    (numpy_twin.RewardModel, None, numpy_optim.Adam, numpy_loss_model_step),
+                    (torch_twin.RewardModel, None, torch.optim.Adam, torch_loss_model_step),
+                    (BuiltinRewardModel, None, torch.optim.Adam, torch_loss_model_step),
+                    dict(in_features=8, hidden_features=32), randn(64, 8), randn(64, 8),
+                    dict(lr=1e-2))),
     cases=[
         _case("pairs", 6),
         _case("margin", 6, margin=0.5),

@@ -28,6 +28,8 @@ Split by job: ``_micrograd_graphs`` (graphs as programs, random ones, node uses)
 ``_micrograd_mlp`` (the training loop and its witness), ``_micrograd_plots`` (drawing a graph);
 this file runs both twins on them and declares the concept.
 
+Benchmark size: one SGD step of micrograd's demo MLP(2, [16, 16, 1]) on 100 points.
+
 Run: ``python -m compare.language.micrograd``.
 """
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.concept import Case, Concept, Outcome, Trial
+from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.finite_diff import numerical_gradient
 from compare.language._micrograd_graphs import (  # noqa: F401 -- the graphs, reachable here
     MORE_OPS,
@@ -49,7 +51,7 @@ from compare.language._micrograd_graphs import (  # noqa: F401 -- the graphs, re
     random_graph,
     uses,
 )
-from compare.language._micrograd_mlp import _mlp_fd, train_builtin, train_micrograd
+from compare.language._micrograd_mlp import _mlp_fd, mlp_loss, train_builtin, train_micrograd
 from compare.language._micrograd_plots import graph_drawing
 from compare.tolerances import FINITE_DIFFERENCE, Tolerance
 from numpy_impl.language import micrograd as numpy_twin
@@ -216,6 +218,42 @@ def _mlp_case(name: str, nouts: list[int], activation: str, **options: Any) -> C
                 options=dict(kind="mlp", examples=4, steps=4, **options))
 
 
+BENCH_MLP = dict(nin=2, nouts=[16, 16, 1], activation="relu")
+BENCH_OPTIONS = dict(loss="hinge", alpha=1e-4, lr=0.1)
+
+
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """One SGD step of micrograd's demo network, MLP(2, [16, 16, 1]) with ReLU, on 100
+    points: forward of every point, the hinge loss + L2, zero_grad, backward, the update;
+    the two twins train on from the same weights. No built-in: nn.Linear batches the
+    points, a different computation, so the ratio is against the torch twin."""
+    import torch
+    rng = trial.rng()
+    torch.manual_seed(trial.seed)
+    reference = torch_twin.MLP(**BENCH_MLP).to(torch.float64)
+    state = {k: trial.cast(v.detach().numpy().copy()) for k, v in reference.state_dict().items()}
+    X = trial.cast(rng.uniform(-1.0, 1.0, (100, 2)))             # (n, nin)
+    y = trial.cast(rng.choice([-1.0, 1.0], 100))                  # (n,) labels
+    mine = numpy_twin.MLP(**BENCH_MLP)
+    mine.to(trial.np_dtype)
+    mine.load_state_dict(state)
+    twin = torch_twin.MLP(**BENCH_MLP).to(trial.torch_dtype)
+    twin.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
+
+    def step(model: Any, inputs: Any, targets: Any) -> Any:
+        def sgd() -> Any:
+            scores = [model(x) for x in inputs]
+            loss = mlp_loss(scores, list(targets), model.parameters(), BENCH_OPTIONS)
+            model.zero_grad()
+            loss.backward()
+            for p in model.parameters():
+                p.data += -BENCH_OPTIONS["lr"] * p.grad
+            return loss
+        return sgd
+    return {"numpy": step(mine, X, y),
+            "torch": step(twin, torch.from_numpy(X), torch.from_numpy(y))}
+
+
 CONCEPT = Concept(
     name="micrograd",
     family="language",
@@ -228,6 +266,8 @@ CONCEPT = Concept(
              "+ torch.optim.SGD",
     witness="nn.Linear + torch.optim.SGD (MLP cases)",
     run=run,
+    bench=Bench("one SGD step of MLP(2, [16, 16, 1]) (ReLU, hinge + L2) on 100 points, "
+                "micrograd's demo (vs the torch twin)", work=_bench_work),
     extra_plots=extra_plots,
     cases=[
         _graph_case("sanity", graph=SANITY),

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from compare.concept import Case, Concept
+from compare.concept import Bench, Case, Concept
 from compare.sequence.rnn import recurrent_case, run_recurrent
 from numpy_impl.sequence import gru as numpy_twin
 from torch_impl.sequence import gru as torch_twin
@@ -44,6 +44,8 @@ CONCEPT = Concept(
              "unbatched)",
     witness="nn.GRU (layer by layer with the masks for dropout)",
     run=run_recurrent,
+    bench=Bench("GRU(64, 128) on x (T, B, I) = (50, 32, 64)",
+                cases=(_case("bench", steps=50, batch=32, input_size=64, hidden_size=128),)),
     cases=[
         _case("one-layer"),
         _case("h0-given", hx=True),

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compare.concept import Case, Concept, Outcome, Trial
+from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.data.names import BOUNDARY, Vocab, build_vocab, builtin_words, get_words, split_words
 from compare.parity import training_runner
 from compare.sequence.rnn import recurrent_case, run_recurrent
@@ -157,6 +157,8 @@ CONCEPT = Concept(
     witness="nn.LSTM (layer by layer with the masks for dropout); nn.Embedding, nn.Linear, "
             "F.cross_entropy, torch.optim",
     run=run,
+    bench=Bench("LSTM(64, 128) on x (T, B, I) = (50, 32, 64)",
+                cases=(_case("bench", steps=50, batch=32, input_size=64, hidden_size=128),)),
     cases=[
         _case("one-layer"),
         _case("h0-c0-given", hx=True),

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from compare.concept import Case, Concept, Outcome, Trial, bernoulli, randn
+from compare.concept import Bench, Case, Concept, Outcome, Trial, bernoulli, randn
 from compare.finite_diff import numerical_gradient, weighted_sum
 from compare.runner import flatten, initial_state, numpy_twin, torch_module, unflatten
 from numpy_impl.sequence import rnn as numpy_impl_rnn
@@ -253,6 +253,8 @@ CONCEPT = Concept(
              "bidirectional, dropout between layers, batch_first, unbatched)",
     witness="nn.RNN (layer by layer with the masks for dropout)",
     run=run_recurrent,
+    bench=Bench("RNN(64, 128) (tanh) on x (T, B, I) = (50, 32, 64)",
+                cases=(_case("bench", steps=50, batch=32, input_size=64, hidden_size=128),)),
     cases=[
         _case("tanh"),
         _case("h0-given", hx=True),

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from compare.concept import Case, Concept, perturb_parameters, randn
+from compare.concept import Bench, Case, Concept, perturb_parameters, randn
 from numpy_impl.sequence import rnn_classifier as numpy_twin
 from torch_impl.sequence import rnn_classifier as torch_twin
 
@@ -78,6 +78,9 @@ CONCEPT = Concept(
              "last hidden state and its grad (seed's init and small recurrent weights, one "
              "step, batch of one, T = 50)",
     witness="nn.RNN + nn.Linear",
+    bench=Bench("SequenceClassifierRNN(32, 128, 10) on x (B, T, I) = (64, 50, 32)",
+                cases=(_case("bench", 64, 50, input_size=32, hidden_size=128, output_size=10,
+                             prepare=_small_recurrence),)),
     cases=[
         _case("seed-example", 4, 7),
         _case("small-recurrent-weights", 4, 7, prepare=_small_recurrence),

@@ -61,7 +61,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compare.concept import Case, Concept, Trial, perturb_parameters, randint, randn
+from compare.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
+from compare.concept import Bench, Case, Concept, Trial, perturb_parameters, randint, randn
 from compare.parity import training_runner
 from numpy_impl.language.mlp_lm import build_dataset
 from numpy_impl.sequence import wavenet as numpy_twin
@@ -282,6 +283,14 @@ CONCEPT = Concept(
     witness="nn.Conv1d (F.conv1d), nn.Embedding, nn.Linear, nn.BatchNorm1d, F.cross_entropy; "
             "torch.optim.SGD",
     run=run,
+    bench=Bench("one SGD training step of the lecture's WaveNet (block_size 8, n_embd 24, "
+                "n_hidden 128) on a batch of 32 contexts",
+                work=train_step_work(
+                    (numpy_twin.WaveNet, None, numpy_optim.SGD, numpy_loss_model_step),
+                    (torch_twin.WaveNet, None, torch.optim.SGD, torch_loss_model_step),
+                    (BuiltinWaveNet, None, torch.optim.SGD, torch_loss_model_step),
+                    dict(vocab_size=VOCAB_SIZE, block_size=8, n_embd=24, n_hidden=128),
+                    randint(VOCAB_SIZE, 32, 8), randint(VOCAB_SIZE, 32), dict(lr=0.1))),
     cases=[
         _conv("conv1d-k3", (2, 3, 10), 3, 4, 3),
         _conv("conv1d-stride-2", (2, 3, 11), 3, 4, 3, stride=2),

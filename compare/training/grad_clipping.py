@@ -22,7 +22,7 @@ Twins: ``numpy_impl.training.grad_clipping`` (NumPy) and ``torch_impl.training.g
 Tolerance: the defaults (float64 1e-10, float32 1e-4); measured float64 agreement is exact or
 within a few ulps.
 
-Benchmark size: the gradients of a 4-layer, 128-wide GPT (about 0.8 M elements in 50 arrays).
+Benchmark size: clip_grad_norm_ over the optimizers' MLP set, 1.86M elements in 6 arrays.
 
 Run: ``python -m compare.training.grad_clipping``.
 """
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.concept import Case, Concept, Outcome, Trial
+from compare.concept import Bench, Case, Concept, Outcome, Trial
 from numpy_impl import Parameter
 from numpy_impl.training import grad_clipping as numpy_twin
 from torch_impl.training import grad_clipping as torch_twin
@@ -116,6 +116,36 @@ def run(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None) 
     return outcome
 
 
+BENCH_SHAPES = ((1024, 784), (1024,), (1024, 1024), (1024,), (10, 1024), (10,))
+
+
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """clip_grad_norm_(max_norm=1.0) over the optimizers' MLP parameter set (1.86M elements),
+    clipping active; each step first restores the unclipped gradients (a copy, on every side)."""
+    import torch
+    rng = trial.rng()
+    grads = [trial.cast(3.0 * rng.standard_normal(shape)) for shape in BENCH_SHAPES]
+    numpy_params = [Parameter(np.zeros(shape, dtype=trial.np_dtype)) for shape in BENCH_SHAPES]
+
+    def numpy_step() -> Any:
+        for p, g in zip(numpy_params, grads, strict=True):
+            p.grad = g.copy()
+        return numpy_twin.clip_grad_norm_(numpy_params, max_norm=1.0)
+
+    def torch_step(clip: Any) -> Any:
+        leaves = [torch.zeros(shape, dtype=trial.torch_dtype, requires_grad=True)
+                  for shape in BENCH_SHAPES]
+        sources = [torch.from_numpy(g) for g in grads]
+
+        def step() -> Any:
+            for leaf, g in zip(leaves, sources, strict=True):
+                leaf.grad = g.clone()
+            return clip(leaves, max_norm=1.0)
+        return step
+    return {"numpy": numpy_step, "torch": torch_step(torch_twin.clip_grad_norm_),
+            "builtin": torch_step(_builtin("clip_grad_norm_"))}
+
+
 CONCEPT = Concept(
     name="grad_clipping",
     family="training",
@@ -125,6 +155,9 @@ CONCEPT = Concept(
              "(clipping active and not), norm_type 1, 3, 0.5, inf, -inf, 0, a zero gradient, a "
              "parameter without grad, an infinite element; clip_grad_value_",
     witness="torch.nn.utils.clip_grad_norm_, clip_grad_value_",
+    bench=Bench("clip_grad_norm_(max_norm=1.0), clipping active, over an MLP's 1.86M gradients, "
+                "shapes (1024, 784), (1024,), (1024, 1024), (1024,), (10, 1024), (10,)",
+                work=_bench_work),
     run=run,
     cases=[
         _case("norm-2-clips", scale=3.0, max_norm=1.0),

@@ -14,6 +14,8 @@ That both paths converge to the right answer -- the closed-form least-squares so
 ``tests/training/test_gradient_descent.py``. No torch built-in runs gradient descent on a loss
 function (``torch.optim.SGD`` is the ``optimizers`` concept), so there is no built-in witness.
 
+Benchmark size: 100 steps on logistic regression, (N, d) = (4096, 64).
+
 Run: ``python -m compare.training.gradient_descent`` (``--plots DIR``: contours and paths).
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.concept import Case, Concept, Outcome, Trial
+from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.finite_diff import numerical_gradient
 from numpy_impl.training import gradient_descent as numpy_twin
 from torch_impl.training import gradient_descent as torch_twin
@@ -152,6 +154,23 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     return [path, *paths]
 
 
+BENCH_CASE = _case("bench", "logistic", n=4096, scales=tuple(np.linspace(1.0, 3.0, 64)), lr=0.5,
+                   steps=100)
+
+
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """100 steps of batch gradient descent on logistic regression, (N, d) = (4096, 64), in
+    each twin from the same w_0 (no built-in: the ratio is against the torch twin)."""
+    import torch
+    d, opts = data(BENCH_CASE, trial), BENCH_CASE.options
+    tensors = {k: torch.from_numpy(v.copy()) for k, v in d.items()}
+    return {"numpy": lambda: numpy_twin.gradient_descent(numpy_twin.logistic, d["w0"], d["X"],
+                                                         d["y"], opts["lr"], opts["steps"]),
+            "torch": lambda: torch_twin.gradient_descent(torch_twin.logistic, tensors["w0"],
+                                                         tensors["X"], tensors["y"],
+                                                         opts["lr"], opts["steps"])}
+
+
 CONCEPT = Concept(
     name="gradient_descent",
     family="training",
@@ -164,6 +183,8 @@ CONCEPT = Concept(
     witness="none",
     cases=CASES,
     run=run,
+    bench=Bench("100 steps of batch gradient descent on logistic regression, (N, d) = "
+                "(4096, 64) (no built-in: vs the torch twin)", work=_bench_work),
     extra_plots=extra_plots,
 )
 

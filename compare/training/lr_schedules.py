@@ -20,6 +20,8 @@ milestones=[w])``, so the two constructions check each other.
 Tolerance: the engine's defaults (float64 1e-10; the closed and recursive forms differ by a
 few ulps per step).
 
+Benchmark size: 100 epochs of five schedules, each driving an SGD optimizer (two groups).
+
 Run: ``python -m compare.training.lr_schedules`` (``--plots DIR``: every schedule drawn).
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.concept import Case, Concept, Outcome, Trial
+from compare.concept import Bench, Case, Concept, Outcome, Trial
 from numpy_impl import Parameter
 from numpy_impl.training import lr_schedules as numpy_twin
 from numpy_impl.training import optimizers as numpy_optim
@@ -193,6 +195,54 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     return [path]
 
 
+BENCH_STEPS = 100
+BENCH_CASES = [
+    _case("bench-step", "StepLR", step_size=30, gamma=0.1),
+    _case("bench-exponential", "ExponentialLR", gamma=0.97),
+    _case("bench-cosine", "CosineAnnealingLR", T_max=BENCH_STEPS, eta_min=0.001),
+    _case("bench-one-cycle", "OneCycleLR", max_lr=[0.5, 0.2], total_steps=BENCH_STEPS + 1),
+    _case("bench-warmup-cosine", "LambdaLR", warmup=(10, BENCH_STEPS)),
+]
+
+
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """A 100-epoch schedule of each of StepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR and
+    linear warm-up + cosine: the scheduler built on an SGD (momentum) optimizer with two
+    parameter groups (fixed gradients), then 100 epochs of optimizer.step(), scheduler.step()
+    and get_last_lr(), as a training loop does."""
+    import torch
+    init = trial.cast(np.random.default_rng(trial.seed).standard_normal((len(BASE_LRS), SIZE)))
+
+    def numpy_schedule(case: Case) -> list[Any]:
+        params = [Parameter(x.copy()) for x in init]
+        for p in params:
+            p.grad = np.ones_like(p.data)
+        optimizer = numpy_optim.SGD([{"params": [p], "lr": lr}
+                                     for p, lr in zip(params, BASE_LRS, strict=True)], momentum=0.9)
+        options = dict(case.init)
+        if case.options["warmup"]:
+            options["lr_lambda"] = numpy_twin.warmup_cosine(*case.options["warmup"])
+        scheduler = case.numpy(optimizer, **options)
+        return [(optimizer.step(), scheduler.step(), scheduler.get_last_lr())
+                for _ in range(BENCH_STEPS)]
+
+    def torch_schedule(case: Case, cls: Any, optimizers: Any) -> list[Any]:
+        params = [torch.tensor(x, requires_grad=True) for x in init]
+        for p in params:
+            p.grad = torch.ones_like(p)
+        optimizer = optimizers.SGD([{"params": [p], "lr": lr}
+                                    for p, lr in zip(params, BASE_LRS, strict=True)], momentum=0.9)
+        options = dict(case.init)
+        if case.options["warmup"] and cls is not case.builtin:
+            options["lr_lambda"] = torch_twin.warmup_cosine(*case.options["warmup"])
+        scheduler = cls(optimizer, **options)
+        return [(optimizer.step(), scheduler.step(), scheduler.get_last_lr())
+                for _ in range(BENCH_STEPS)]
+    return {"numpy": lambda: [numpy_schedule(c) for c in BENCH_CASES],
+            "torch": lambda: [torch_schedule(c, c.torch, torch_optim) for c in BENCH_CASES],
+            "builtin": lambda: [torch_schedule(c, c.builtin, torch.optim) for c in BENCH_CASES]}
+
+
 CONCEPT = Concept(
     name="lr_schedules",
     family="training",
@@ -206,6 +256,9 @@ CONCEPT = Concept(
     witness="torch.optim.lr_scheduler",
     cases=CASES,
     run=run,
+    bench=Bench("100 epochs of StepLR, ExponentialLR, CosineAnnealingLR, OneCycleLR and warm-up "
+                "+ cosine, each driving an SGD optimizer of two parameter groups",
+                work=_bench_work),
     extra_plots=extra_plots,
 )
 

@@ -38,6 +38,8 @@ compares ``calculate_gain`` for every nonlinearity and the fans of 2-, 3- and 4-
 exactly. The extra plot (``weight_init_tanh_mlp.png``) shows why initialization matters: the
 activation and gradient histograms, layer by layer, of a 6 x 100 tanh MLP.
 
+Benchmark size: one init of a 1024 x 1024 layer (nn.Linear's default, kaiming_normal_).
+
 Run: ``python -m compare.training.weight_init``.
 """
 from __future__ import annotations
@@ -54,7 +56,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, Outcome, Trial
+from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.tolerances import Tolerance
 from numpy_impl import random as numpy_random
 from numpy_impl.training import weight_init as numpy_twin
@@ -374,6 +376,22 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
     return [path]
 
 
+BENCH_INITS = (dict(shape=(1024, 1024), scheme="default", bias=True),
+               dict(shape=(1024, 1024), scheme="kaiming_normal", nonlinearity="relu"))
+
+
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """Each contender builds (allocates and fills) a 1024 x 1024 layer's parameters in the
+    trial's dtype: nn.Linear's default init (weight and bias), then kaiming_normal_ (ReLU)."""
+    def step(cls: Any) -> Any:
+        def make() -> list[Any]:
+            with default_dtype(trial):
+                return [cls(**init) for init in BENCH_INITS]
+        return make
+    return {"numpy": step(numpy_twin.Initialized), "torch": step(torch_twin.Initialized),
+            "builtin": step(Builtin)}
+
+
 CONCEPT = Concept(
     name="weight_init",
     family="training",
@@ -383,6 +401,8 @@ CONCEPT = Concept(
               "and fans exactly"),
     witness="torch.nn.init, nn.Linear, nn.Conv2d (bitwise, same seed)",
     run=run,
+    bench=Bench("one init of a 1024 x 1024 layer: nn.Linear's default (weight and bias), "
+                "then kaiming_normal_ (ReLU)", work=_bench_work),
     extra_plots=extra_plots,
     cases=CASES,
 )

@@ -19,7 +19,7 @@ the CPU, which (unlike F.scaled_dot_product_attention) accepts a dropout mask; f
 ``SelfAttention`` the weights come from that kernel's second output.
 Run: ``python -m compare.transformer.attention``.
 
-Benchmark size: (B, H, T, E) = (16, 8, 128, 64), causal self-attention.
+Benchmark size: (B, H, T, E) = (16, 4, 64, 32), causal; SelfAttention(128) on (16, 64, 128).
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, randn
+from compare.concept import Bench, Case, Concept, Draw, randn
 from compare.tolerances import Tolerance
 from numpy_impl.transformer import attention as numpy_twin
 from torch_impl.transformer import attention as torch_twin
@@ -156,6 +156,14 @@ CONCEPT = Concept(
              "dropout (one shared keep-mask), broadcast keys; single-head self-attention: "
              "output and weights, grads of x and the query/key/value projections",
     witness="F.scaled_dot_product_attention",
+    bench=Bench("causal SDPA on (B, H, T, E) = (16, 4, 64, 32), and causal SelfAttention(128) "
+                "on x (B, T, C) = (16, 64, 128)",
+                cases=(_sdpa("bench-sdpa", randn(16, 4, 64, 32), randn(16, 4, 64, 32),
+                             randn(16, 4, 64, 32), is_causal=True),
+                       Case("bench-self", numpy=numpy_twin.SelfAttention,
+                            torch=torch_twin.SelfAttention, builtin=BuiltinSelfAttention,
+                            init=dict(embed_dim=128, is_causal=True),
+                            inputs=dict(x=randn(16, 64, 128))))),
     # dL/d(key.bias) is 0 in exact arithmetic: the key bias adds q_i . b_k to every score of
     # row i, and softmax ignores a constant per row (sum_j dS_ij = 0). Each side returns its
     # rounding residue, so only an absolute floor can compare it. Measured over seeds 0-20:

@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compare.concept import Case, Concept, Outcome, Trial, perturb_parameters
+from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters
 from compare.data.text import CharVocab, builtin_text, get_batch, load_text, split
 from compare.finite_diff import numerical_gradient
 from compare.tolerances import Tolerance
@@ -429,6 +429,45 @@ def _generation(name: str, temperature: float, top_k: int | None) -> Case:
                              temperature=temperature, top_k=top_k))
 
 
+BENCH_CONFIG = dict(block_size=64, vocab_size=65, n_layer=4, n_head=4, n_embd=128, dropout=0.0,
+                    bias=False)
+
+
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """One AdamW training step (zero_grad, forward with targets, backward, step) of each
+    contender, from the same weights on the same batch (B, T) = (16, 64); the models train on."""
+    case = Case("bench", numpy=numpy_gpt.GPT, torch=torch_gpt.GPT, builtin=BuiltinGPT,
+                prepare=None, options=dict(config=BENCH_CONFIG, perturb=False))
+    options = dict(weight_decay=0.1, lr=3e-4, betas=(0.9, 0.95))
+    rng = trial.rng()
+    state = initial_state(case, trial, rng)
+    x, y = (rng.integers(0, BENCH_CONFIG["vocab_size"], (16, 64)) for _ in range(2))
+    model = numpy_model(case, state, trial)
+    numpy_optimizer = _optimizer(model, options)
+
+    def numpy_step() -> float:
+        numpy_optimizer.zero_grad()
+        _, loss = model(x, y)
+        model.backward(1.0)
+        numpy_optimizer.step()
+        return float(loss)
+
+    def torch_step(cls: Any) -> Any:
+        net = torch_model(case, state, trial, cls)
+        optimizer = _optimizer(net, options)
+        xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+
+        def step() -> float:
+            optimizer.zero_grad(set_to_none=True)
+            _, loss = net(xs, ys)
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+        return step
+    return {"numpy": numpy_step, "torch": torch_step(case.torch),
+            "builtin": torch_step(case.builtin)}
+
+
 CONCEPT = Concept(
     name="gpt",
     family="transformer",
@@ -443,6 +482,8 @@ CONCEPT = Concept(
              "temperature 1.0 / 0.8, top_k None / 5",
     witness="nn.Embedding, nn.LayerNorm, F.scaled_dot_product_attention, nn.GELU, nn.Linear; "
             "torch.optim.AdamW, LambdaLR, clip_grad_norm_",
+    bench=Bench("one AdamW training step of a GPT (n_layer 4, n_head 4, n_embd 128, block_size "
+                "64, vocab 65, no bias) on a batch (B, T) = (16, 64)", work=_bench_work),
     run=run,
     cases=[
         _step("1-layer", n_layer=1, fd=True),

@@ -20,7 +20,7 @@ so the training-mode dropout cases have no built-in row (tests/transformer/
 test_multihead_attention.py replays nn.MultiheadAttention's own mask through both twins).
 Run: ``python -m compare.transformer.multihead_attention``.
 
-Benchmark size: (N, L, E, H) = (16, 128, 256, 8), self-attention, batch_first.
+Benchmark size: (N, L, E, H) = (16, 64, 128, 4), self-attention, batch_first.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, Outcome, Trial, randn
+from compare.concept import Bench, Case, Concept, Draw, Outcome, Trial, randn
 from compare.finite_diff import numerical_gradient
 from compare.runner import FD_MAX_ELEMENTS, initial_state, numpy_twin, torch_module
 from numpy_impl.transformer import multihead_attention as numpy_mha
@@ -197,6 +197,32 @@ def _case(name: str, *, cross: bool = False, batch_first: bool = False, unbatche
                                             source)))
 
 
+def _bench_work(trial: Trial) -> dict[str, Any]:
+    """One forward + backward of each contender: batch-first self-attention, (N, L, E) =
+    (16, 64, 128), 4 heads, averaged weights returned (the module's defaults)."""
+    case = Case("bench", numpy=numpy_mha.MultiheadAttention, torch=torch_mha.MultiheadAttention,
+                builtin=nn.MultiheadAttention, init=dict(embed_dim=128, num_heads=4,
+                                                         batch_first=True), inputs={})
+    rng = trial.rng()
+    state = initial_state(case, trial, rng)
+    arrays = {"x": trial.cast(rng.standard_normal((16, 64, 128)))}
+    grad_out = trial.cast(rng.standard_normal((16, 64, 128)))
+    mine = numpy_twin(case, state, trial)
+
+    def numpy_step() -> dict[str, np.ndarray]:
+        mine.zero_grad()
+        return numpy_side(mine, arrays, {}, {}, grad_out, True)
+
+    def torch_step(module: nn.Module) -> Callable[[], dict[str, np.ndarray]]:
+        def step() -> dict[str, np.ndarray]:
+            module.zero_grad(set_to_none=True)
+            return torch_side(module, arrays, {}, {}, lambda shape: grad_out, True)[0]
+        return step
+    return {"numpy": numpy_step,
+            "torch": torch_step(torch_module(case.torch, case, state, trial)),
+            "builtin": torch_step(torch_module(case.builtin, case, state, trial))}
+
+
 CONCEPT = Concept(
     name="multihead_attention",
     family="transformer",
@@ -207,6 +233,8 @@ CONCEPT = Concept(
              "(bool, float, 2-D, 3-D, merged), need_weights with average_attn_weights True and "
              "False, the is_causal hint, an all-masked query (zeros), dropout (shared mask), eval",
     witness="nn.MultiheadAttention",
+    bench=Bench("batch-first self-attention, (N, L, E) = (16, 64, 128), 4 heads",
+                work=_bench_work),
     run=run,
     cases=[
         _case("self-attention"),

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, randn
+from compare.concept import Bench, Case, Concept, randn
 from numpy_impl.transformer import positional_encoding as numpy_twin
 from torch_impl.transformer import positional_encoding as torch_twin
 
@@ -109,6 +109,9 @@ CONCEPT = Concept(
              "odd d_model)",
     witness="nn.Embedding; the exp-log sinusoidal formulation",
     extra_plots=extra_plots,
+    bench=Bench("learned and sinusoidal encodings on x (N, T, C) = (32, 512, 512)",
+                cases=(_learned("bench-learned", 512, 32, 512, 512),
+                       _sinusoidal("bench-sinusoidal", 512, 32, 512, 512))),
     cases=[
         _learned("learned", 7, 2, 5, 8),
         _learned("learned-full-length", 6, 3, 6, 4),

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.concept import Case, Concept, Draw, Outcome, Trial, randn
+from compare.concept import Bench, Case, Concept, Draw, Outcome, Trial, randn
 from compare.finite_diff import numerical_gradient
 from compare.runner import initial_state, numpy_twin, torch_module
 from numpy_impl.transformer import transformer_block as numpy_block
@@ -169,6 +169,12 @@ CONCEPT = Concept(
              "pre-LN and post-LN, causal and bidirectional, no bias, key padding mask, "
              "dropout (four shared masks), eval, one position, batch of one",
     witness="nn.TransformerEncoderLayer",
+    bench=Bench("pre-LN causal block, d_model 128, 4 heads, dim_feedforward 512, on src "
+                "(N, T, C) = (16, 64, 128)",
+                cases=(Case("bench", numpy=numpy_block.TransformerBlock,
+                            torch=torch_block.TransformerBlock, builtin=BuiltinBlock,
+                            init=dict(d_model=128, nhead=4, dim_feedforward=512, norm_first=True),
+                            inputs=dict(src=randn(16, 64, 128))),)),
     run=run,
     cases=[
         _case("pre-ln", True),
