@@ -17,8 +17,9 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 EXIT_USAGE, EXIT_INTERRUPTED = 2, 130
 
@@ -160,3 +161,25 @@ def run_options_help() -> str:
 
 def help_requested(argv: list[str]) -> bool:
     return "-h" in argv or "--help" in argv
+
+
+def comparison_then_demo(concept: str, demo: Callable[..., Any], option: str, default: int,
+                         argv: Sequence[str] | None = None) -> int:
+    """``python -m compare.<family>.<concept> [--OPTION N] [run options]``: the comparison,
+    then ``demo(OPTION=N, out=...)`` training both twins side by side. Returns the
+    comparison's exit code (2, and no demo, for bad usage)."""
+    from compare.cli import main
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument(f"--{option}", type=int, default=default)
+    args, rest = parser.parse_known_args(argv)
+    count = getattr(args, option)
+    if count < 1:
+        print(f"dualgrad: error: --{option} must be a positive number, got {count}",
+              file=sys.stderr)
+        return 2
+    code = main(["run", concept, *rest])
+    if code != 2:  # with --json, stdout stays JSON: the demo goes to stderr
+        demo_out = sys.stderr if "--json" in rest else sys.stdout
+        print(file=demo_out)
+        demo(**{option: count}, out=demo_out)
+    return code

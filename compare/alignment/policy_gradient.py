@@ -32,7 +32,6 @@ the return, KL and clipped fraction per update.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from torch.distributions import Categorical
 
 from compare.concept import Bench, Case, Concept, Outcome, Trial, randint, randn
 from compare.runner import run_module, torch_module
+from compare.script import comparison_then_demo
 from compare.tolerances import Tolerance
 from numpy_impl.alignment import policy_gradient as numpy_twin
 from numpy_impl.training import optimizers as numpy_optim
@@ -443,22 +443,10 @@ CONCEPT.extra_plots = extra_plots
 
 
 def script(argv: Sequence[str] | None = None) -> int:
-    """``python -m compare.alignment.policy_gradient [--updates N] [run options]``: the
-    comparison, then the training demo. Returns the comparison's exit code."""
-    from compare.cli import main
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--updates", type=int, default=60, help="updates of the demo")
-    args, rest = parser.parse_known_args(argv)
-    if args.updates < 1:
-        print(f"dualgrad: error: --updates must be a positive number, got {args.updates}",
-              file=sys.stderr)
-        return 2
-    code = main(["run", CONCEPT.name, *rest])
-    if code != 2:  # with --json, stdout stays JSON: the demo goes to stderr
-        demo_out = sys.stderr if "--json" in rest else sys.stdout
-        print(file=demo_out)
-        train_side_by_side(updates=args.updates, out=demo_out)
-    return code
+    """``python -m compare.alignment.policy_gradient [--updates N] [run options]``: the comparison, then
+    the training demo (60 updates by default). Returns the comparison's exit code."""
+    return comparison_then_demo(CONCEPT.name, train_side_by_side, "updates", 60,
+                                argv)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ and held-out accuracy per step.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ from compare.bench import numpy_loss_model_step, torch_loss_model_step, train_st
 from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters, randn
 from compare.runner import initial_state, run_module, torch_module
 from compare.runner import numpy_twin as make_numpy_twin
+from compare.script import comparison_then_demo
 from numpy_impl.alignment import reward_model as numpy_twin
 from numpy_impl.training import optimizers as numpy_optim
 from torch_impl.alignment import reward_model as torch_twin
@@ -292,22 +292,9 @@ CONCEPT.extra_plots = extra_plots
 
 
 def script(argv: Sequence[str] | None = None) -> int:
-    """``python -m compare.alignment.reward_model [--steps N] [run options]``: the comparison,
-    then the training demo. Returns the comparison's exit code."""
-    from compare.cli import main
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--steps", type=int, default=300, help="training steps of the demo")
-    args, rest = parser.parse_known_args(argv)
-    if args.steps < 1:
-        print(f"dualgrad: error: --steps must be a positive number of steps, got {args.steps}",
-              file=sys.stderr)
-        return 2
-    code = main(["run", CONCEPT.name, *rest])
-    if code != 2:  # with --json, stdout stays JSON: the demo goes to stderr
-        demo_out = sys.stderr if "--json" in rest else sys.stdout
-        print(file=demo_out)
-        train_side_by_side(steps=args.steps, out=demo_out)
-    return code
+    """``python -m compare.alignment.reward_model [--steps N] [run options]``: the comparison, then
+    the training demo (300 steps by default). Returns the comparison's exit code."""
+    return comparison_then_demo(CONCEPT.name, train_side_by_side, "steps", 300, argv)
 
 
 if __name__ == "__main__":
