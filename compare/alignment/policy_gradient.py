@@ -443,8 +443,9 @@ CONCEPT.extra_plots = extra_plots
 
 
 def script(argv: Sequence[str] | None = None) -> int:
-    """``python -m compare.alignment.policy_gradient [--updates N] [run options]``: the comparison, then
-    the training demo (60 updates by default). Returns the comparison's exit code."""
+    """``python -m compare.alignment.policy_gradient [--updates N] [run options]``: the
+    comparison, then the training demo (60 updates by default). Returns the comparison's exit
+    code."""
     return comparison_then_demo(CONCEPT.name, train_side_by_side, "updates", 60,
                                 argv)
 
