@@ -118,3 +118,17 @@ def col2im(cols: np.ndarray, padded_shape: tuple[int, int, int, int], kernel: Pa
     dx_pad = np.zeros(int(np.prod(padded_shape)), dtype=cols.dtype)
     np.add.at(dx_pad, index, np.ascontiguousarray(cols).ravel())   # repeated indices add up
     return dx_pad.reshape(padded_shape)
+
+
+def check_conv_arguments(layer: str, in_channels: int, out_channels: int, groups: int,
+                         padding_mode: str) -> None:
+    """The channel and padding checks Conv1d and Conv2d share, in torch's words."""
+    if not isinstance(groups, int) or groups <= 0:
+        raise ValueError("groups must be a positive integer")
+    if in_channels % groups != 0:
+        raise ValueError("in_channels must be divisible by groups")
+    if out_channels % groups != 0:
+        raise ValueError("out_channels must be divisible by groups")
+    if padding_mode != "zeros":
+        raise ValueError(f"padding_mode {padding_mode!r} is not supported: this {layer} pads "
+                         "with zeros only (padding_mode='zeros')")

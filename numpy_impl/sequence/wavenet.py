@@ -66,7 +66,7 @@ from typing import Any
 import numpy as np
 
 from numpy_impl import random
-from numpy_impl.im2col import col2im, im2col, output_size
+from numpy_impl.im2col import check_conv_arguments, col2im, im2col, output_size
 from numpy_impl.layers.activations import Tanh
 from numpy_impl.layers.batchnorm import BatchNorm1d
 from numpy_impl.layers.embedding import Embedding
@@ -154,15 +154,7 @@ class Conv1d(Module):
                  dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros") -> None:
         super().__init__()
-        if not isinstance(groups, int) or groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode {padding_mode!r} is not supported: this Conv1d pads "
-                             "with zeros only (padding_mode='zeros')")
+        check_conv_arguments("Conv1d", in_channels, out_channels, groups, padding_mode)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = (single(kernel_size, "kernel_size"),)

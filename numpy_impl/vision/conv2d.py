@@ -36,7 +36,16 @@ from __future__ import annotations
 import numpy as np
 
 from numpy_impl import random
-from numpy_impl.im2col import Pad4, Pair, col2im, im2col, output_size, pad2d, pair
+from numpy_impl.im2col import (
+    Pad4,
+    Pair,
+    check_conv_arguments,
+    col2im,
+    im2col,
+    output_size,
+    pad2d,
+    pair,
+)
 from numpy_impl.module import Module, Parameter
 
 
@@ -118,15 +127,7 @@ class Conv2d(Module):
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros") -> None:
         super().__init__()
-        if not isinstance(groups, int) or groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode {padding_mode!r} is not supported: this Conv2d pads "
-                             "with zeros only (padding_mode='zeros')")
+        check_conv_arguments("Conv2d", in_channels, out_channels, groups, padding_mode)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = pair(kernel_size, "kernel_size")

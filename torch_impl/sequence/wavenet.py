@@ -26,6 +26,7 @@ from torch_impl.layers.batchnorm import BatchNorm1d
 from torch_impl.layers.embedding import Embedding
 from torch_impl.layers.linear import Linear
 from torch_impl.layers.losses import CrossEntropyLoss
+from torch_impl.vision.conv2d import check_conv_arguments
 
 
 # --- Conv1d ------------------------------------------------------------------------------------
@@ -60,15 +61,7 @@ class Conv1d(nn.Module):
                  dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros") -> None:
         super().__init__()
-        if not isinstance(groups, int) or groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode {padding_mode!r} is not supported: this Conv1d pads "
-                             "with zeros only (padding_mode='zeros')")
+        check_conv_arguments("Conv1d", in_channels, out_channels, groups, padding_mode)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = (single(kernel_size),)

@@ -37,6 +37,20 @@ def resolve_padding(padding: str | int | tuple[int, int], kernel: tuple[int, int
     return ph, ph, pw, pw
 
 
+def check_conv_arguments(layer: str, in_channels: int, out_channels: int, groups: int,
+                         padding_mode: str) -> None:
+    """The channel and padding checks Conv1d and Conv2d share, in torch's words."""
+    if not isinstance(groups, int) or groups <= 0:
+        raise ValueError("groups must be a positive integer")
+    if in_channels % groups != 0:
+        raise ValueError("in_channels must be divisible by groups")
+    if out_channels % groups != 0:
+        raise ValueError("out_channels must be divisible by groups")
+    if padding_mode != "zeros":
+        raise ValueError(f"padding_mode {padding_mode!r} is not supported: this {layer} pads "
+                         "with zeros only (padding_mode='zeros')")
+
+
 class Conv2d(nn.Module):
     """Same constructor, parameter names and layout as ``torch.nn.Conv2d`` (zero padding)."""
 
@@ -46,15 +60,7 @@ class Conv2d(nn.Module):
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros") -> None:
         super().__init__()
-        if not isinstance(groups, int) or groups <= 0:
-            raise ValueError("groups must be a positive integer")
-        if in_channels % groups != 0:
-            raise ValueError("in_channels must be divisible by groups")
-        if out_channels % groups != 0:
-            raise ValueError("out_channels must be divisible by groups")
-        if padding_mode != "zeros":
-            raise ValueError(f"padding_mode {padding_mode!r} is not supported: this Conv2d pads "
-                             "with zeros only (padding_mode='zeros')")
+        check_conv_arguments("Conv2d", in_channels, out_channels, groups, padding_mode)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.kernel_size = _pair(kernel_size)
