@@ -18,7 +18,8 @@ PAIRS = ["affine_forward, affine_backward", "relu_forward, relu_backward",
          "conv_forward_naive, conv_backward_naive",
          "max_pool_forward_naive, max_pool_backward_naive",
          "word_embedding_forward, word_embedding_backward", "rnn_step_forward, rnn_step_backward",
-         "rnn_forward, rnn_backward", "softmax_loss"]
+         "rnn_forward, rnn_backward", "lstm_step_forward, lstm_step_backward",
+         "lstm_forward, lstm_backward", "softmax_loss"]
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +142,33 @@ def test_wrong_gradients_without_a_pattern_still_fail(buggy):
     assert buggy["rnn_forward, rnn_backward"].exit_code == 1
     # the buggy file's step functions are right: only its sequence backward drops dprev_h
     assert buggy["rnn_step_forward, rnn_step_backward"].exit_code == 0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cs231n_lstm_pairs_agree_with_gate_order_i_f_o_g(dtype):
+    step = verify("lstm", load(f"{LAYERS}:lstm_step_forward,lstm_step_backward"), dtype=dtype)
+    assert step.exit_code == 0 and step.passed, step.table()
+    # one layer, no projection: every such case runs, c0 given or not, batch-first, unbatched
+    assert step.ran == 7
+    skipped = dict(step.skipped)
+    assert skipped["two-layers"] == "lstm_step_forward is one layer: it cannot express " \
+                                    "num_layers=2"
+    assert skipped["bidirectional"] == "lstm_step_forward cannot express bidirectional=True"
+    assert skipped["proj-size"] == "lstm_step_forward cannot express proj_size=3"
+    sequence = verify("lstm", load(f"{LAYERS}:lstm_forward,lstm_backward"), dtype=dtype)
+    assert sequence.exit_code == 0 and sequence.passed, sequence.table()
+    assert sequence.ran == 1  # lstm_forward starts from c0 = 0: only the case without hx runs
+    assert dict(sequence.skipped)["h0-c0-given"] == "lstm_forward starts from c0 = 0: it " \
+                                                   "cannot express a given c0"
+
+
+def test_lstm_step_backward_without_the_forget_gate_in_dprev_c_fails(buggy):
+    assert buggy["lstm_step_forward, lstm_step_backward"].exit_code == 1
+    pair = load(f"{BUGGY}:lstm_step_forward,lstm_step_backward")
+    # one step: dprev_c reaches nothing but dL/dc0, so that is the one tensor named
+    report = verify("lstm", pair, cases=["sequence-length-1"])
+    assert report.exit_code == 1
+    assert {d.name for d in report.failures} == {"grad.input.c0"}
 
 
 # --- micrograd engines ----------------------------------------------------------------------

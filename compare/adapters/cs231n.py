@@ -13,6 +13,7 @@ loads and reads) and translates, in both directions:
 
 - layouts: ``w = weight.T`` and ``dweight = dw.T``; an RNN's one bias ``b = b_ih + b_hh`` (its
   gradient goes to both); batch-major ``(N, T, D)`` sequences from torch's time-major ones;
+  an LSTM's gate blocks in CS231n's order i, f, o, g from torch's i, f, g, o;
 - settings: torch's ``momentum`` m is CS231n's ``1 - m``; ``mode`` from train/eval;
   the dropout mask is the engine's (``np.random.rand`` and friends return it while the user's
   function runs, so the draw inside the function yields the reference's mask);
@@ -629,6 +630,140 @@ class _RNNStep(_RNN):
     step = True
 
 
+# --- LSTM: CS231n's gate order i, f, o, g (torch's is i, f, g, o); one bias; c0 = 0 -----------
+def _gate_order(hidden: int) -> np.ndarray:
+    """The row permutation between torch's gate blocks (i, f, g, o) and CS231n's (i, f, o, g):
+    it swaps the last two blocks, so it is its own inverse."""
+    blocks = np.arange(4 * hidden).reshape(4, hidden)
+    return blocks[[0, 1, 3, 2]].ravel()                           # (4H,)
+
+
+class _LSTM(_Pair):
+    """``lstm_forward(x, h0, Wx, Wh, b) -> (h, cache)`` over (N, T, D), c0 = 0, or (``step``)
+    ``lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b) -> (next_h, next_c, cache)`` looped here
+    over time. ``lstm_forward`` returns no c_n: its value, and the path of dL/dc_n into the
+    gradients, come from the reference LSTM (the h path, which every output takes, is yours)."""
+
+    step = False
+
+    def cannot_express(self, init: dict[str, Any]) -> str:
+        name = self.forward_fn.__name__
+        if init.get("num_layers", 1) != 1:
+            return f"{name} is one layer: it cannot express num_layers={init['num_layers']}"
+        return _unsupported(init, {"bidirectional": False, "proj_size": 0}, name)
+
+    def _weights(self, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        order = _gate_order(self.hidden_size)
+        wx = self.weight_ih_l0.data[order].T                      # (D, 4H) gates i, f, o, g
+        wh = self.weight_hh_l0.data[order].T                      # (H, 4H)
+        b = (self.bias_ih_l0.data + self.bias_hh_l0.data)[order] if self.bias \
+            else np.zeros(4 * self.hidden_size, dtype)            # (4H,) one bias: b_ih + b_hh
+        return wx, wh, b
+
+    def forward(self, input: np.ndarray, hx: Any = None, dropout_mask: Any = None):
+        input = np.asarray(input)
+        self._unbatched = input.ndim == 2
+        x = input[None] if self._unbatched else (input if self.batch_first
+                                                  else input.transpose(1, 0, 2))  # (N, T, D)
+        n, steps, _ = x.shape
+        hidden = self.hidden_size
+        if hx is not None and not self.step:
+            raise Skip(f"{self.forward_fn.__name__} starts from c0 = 0: it cannot express a "
+                       "given c0")
+        self._hx_shapes = None if hx is None else tuple(np.shape(s) for s in hx)
+        h0 = np.zeros((n, hidden), x.dtype) if hx is None else np.asarray(hx[0]).reshape(n, hidden)
+        c0 = np.zeros((n, hidden), x.dtype) if hx is None else np.asarray(hx[1]).reshape(n, hidden)
+        wx, wh, b = self._weights(x.dtype)
+        if self.step:
+            hs, self._cache, prev_h, prev_c = [], [], h0, c0
+            for t in range(steps):
+                result = self.forward_fn(x[:, t], prev_h, prev_c, wx, wh, b)
+                if not (isinstance(result, tuple) and len(result) == 3):
+                    raise CodeProblem(f"{self.forward_fn.__name__} returned {_what(result)}, "
+                                      "expected (next_h, next_c, cache)")
+                prev_h = _array(result[0], (n, hidden), "next_h", self.forward_fn)
+                prev_c = _array(result[1], (n, hidden), "next_c", self.forward_fn)
+                hs.append(prev_h)
+                self._cache.append(result[2])
+            h, last_c = np.stack(hs, axis=1), prev_c              # (N, T, H), (N, H)
+        else:
+            h, self._cache = _forward(self.forward_fn, x, h0, wx, wh, b)
+            h = _array(h, (n, steps, hidden), "h", self.forward_fn)
+            _, (_, c_n) = super().forward(input)                  # the reference's c_n
+            last_c = np.asarray(c_n).reshape(n, hidden)
+        self._x_shape = x.shape
+        last_h = h[:, -1]                                         # (N, H)
+        if self._unbatched:
+            return h[0], (last_h, last_c)                         # (T, H), (1, H) each
+        output = h if self.batch_first else h.transpose(1, 0, 2)
+        return output, (last_h[None], last_c[None])               # (1, N, H) each
+
+    def _sequence(self, grad: Any, n: int, steps: int, dtype: Any) -> np.ndarray:
+        if grad is None:
+            return np.zeros((n, steps, self.hidden_size), dtype)
+        grad = np.asarray(grad)
+        if self._unbatched:
+            return grad[None].copy()
+        return grad.copy() if self.batch_first else grad.transpose(1, 0, 2).copy()  # (N, T, H)
+
+    def backward(self, grad_output: Any) -> Any:
+        grad_seq, grad_states = grad_output if isinstance(grad_output, tuple) \
+            else (grad_output, None)
+        grad_hn, grad_cn = grad_states if grad_states is not None else (None, None)
+        n, steps, _ = self._x_shape
+        hidden = self.hidden_size
+        dh = self._sequence(grad_seq, n, steps, np.result_type(grad_seq))
+        if grad_hn is not None:
+            dh[:, -1] += np.asarray(grad_hn).reshape(n, hidden)   # h_n is the last h_t
+        dc_last = np.zeros((n, hidden), dh.dtype) if grad_cn is None \
+            else np.asarray(grad_cn).reshape(n, hidden)           # c_n is the last c_t
+        extra = None
+        if self.step:
+            dx_steps, dprev_h, dprev_c = [None] * steps, np.zeros((n, hidden), dh.dtype), dc_last
+            dwx = dwh = db = 0.0
+            for t in reversed(range(steps)):
+                got = _unpack(self.backward_fn(dh[:, t] + dprev_h, dprev_c, self._cache[t]), 6,
+                              self.backward_fn)
+                dx_t, dprev_h, dprev_c, dwx_t, dwh_t, db_t = got
+                dx_steps[t] = dx_t
+                dprev_c = _array(dprev_c, (n, hidden), "dprev_c", self.backward_fn)
+                dwx, dwh, db = dwx + np.asarray(dwx_t), dwh + np.asarray(dwh_t), \
+                    db + np.asarray(db_t)
+            dx, dh0, dc0 = np.stack(dx_steps, axis=1), dprev_h, dprev_c
+        else:
+            dx, dh0, dwx, dwh, db = _unpack(self.backward_fn(dh, self._cache), 5,
+                                            self.backward_fn)
+            dc0 = None
+            if grad_cn is not None:                               # the reference's c_n path
+                zeros = np.zeros_like(np.asarray(grad_seq))
+                extra = super().backward((zeros, (np.zeros_like(np.asarray(grad_cn)),
+                                                  grad_cn)))
+                extra = {"dx": extra, **{name: p.grad for name, p in self.named_parameters()}}
+        order = _gate_order(hidden)
+        dx = _array(dx, self._x_shape, "dx", self.backward_fn)
+        grads = {"weight_ih_l0": _array(dwx, (self.input_size, 4 * hidden), "dWx",
+                                        self.backward_fn).T[order],   # back to i, f, g, o
+                 "weight_hh_l0": _array(dwh, (hidden, 4 * hidden), "dWh",
+                                        self.backward_fn).T[order]}
+        if self.bias:
+            db = _array(db, (4 * hidden,), "db", self.backward_fn)[order]
+            grads["bias_ih_l0"], grads["bias_hh_l0"] = db, db.copy()  # one bias, both grads
+        dx = dx[0] if self._unbatched else (dx if self.batch_first else dx.transpose(1, 0, 2))
+        if extra is not None:
+            dx = dx + np.asarray(extra["dx"])
+            grads = {name: grad + extra[name] for name, grad in grads.items()}
+        for name, grad in grads.items():
+            getattr(self, name).grad = grad
+        if self._hx_shapes is None:
+            return dx
+        dh0 = _array(dh0, (n, hidden), "dprev_h", self.backward_fn)
+        return dx, (dh0.reshape(self._hx_shapes[0]), np.asarray(dc0).reshape(self._hx_shapes[1]))
+
+
+class _LSTMStep(_LSTM):
+    step = True
+
+
 LAYERS = (
     Layer("affine", "linear", "affine_forward", ("affine_backward",), _Affine, 3),
     Layer("relu", "activations:ReLU", "relu_forward", ("relu_backward",), _ReLU, 1),
@@ -643,6 +778,8 @@ LAYERS = (
           ("word_embedding_backward",), _WordEmbedding, 2),
     Layer("rnn_step", "rnn", "rnn_step_forward", ("rnn_step_backward",), _RNNStep, 5),
     Layer("rnn", "rnn", "rnn_forward", ("rnn_backward",), _RNN, 5),
+    Layer("lstm_step", "lstm", "lstm_step_forward", ("lstm_step_backward",), _LSTMStep, 6),
+    Layer("lstm", "lstm", "lstm_forward", ("lstm_backward",), _LSTM, 5),
     Layer("softmax_loss", "losses:CrossEntropyLoss", "softmax_loss", (), _SoftmaxLoss, 2),
 )
 
