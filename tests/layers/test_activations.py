@@ -193,3 +193,24 @@ def test_the_torch_twins_do_not_call_the_kernel_their_witness_runs(monkeypatch, 
     module = getattr(twins, twin)(dim=-1) if "Softmax" in twin else getattr(twins, twin)()
     x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     module(x).sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_both_tails_without_warnings(dtype):
+    """sigmoid computes 1 / (1 + e^{-x}) in place: full relative accuracy far out on both
+    tails (20 and -20 in float32, where 0.5 + 0.5 tanh(x / 2) gives exactly 0), the limits 0
+    and 1 where e^{-x} overflows, NaN kept, and no overflow warning."""
+    import math
+    import warnings
+
+    from numpy_impl.layers.activations import sigmoid
+    x = np.array([-1000.0, -80.0, -20.0, -1.0, 0.0, 1.0, 20.0, 1000.0, np.nan], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = sigmoid(x)
+    assert y.dtype == dtype
+    exact = np.array([0.0 if v < -700 else 1.0 / (1.0 + math.exp(-float(v)))
+                      for v in x[:-1]])
+    tiny = exact > np.finfo(dtype).tiny
+    np.testing.assert_allclose(y[:-1][tiny], exact[tiny], rtol=4 * np.finfo(dtype).eps)
+    assert y[0] == 0.0 and y[7] == 1.0 and np.isnan(y[-1])
