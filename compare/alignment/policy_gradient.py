@@ -316,6 +316,14 @@ _CANCELLATION = {f"{dtype}:update{k}/{name}": bound
                      ("float64", "approx_kl", Tolerance(rtol=1e-10, atol=1e-14)),
                      ("float32", "policy_loss", Tolerance(rtol=1e-4, atol=2e-6)),
                      ("float32", "approx_kl", Tolerance(rtol=1e-4, atol=1e-6)))}
+# The bandit feeds one constant observation, so its value head's weight (1, 1) and bias (1,)
+# act only through their sum, the baseline: each alone drifts to a near-zero number (~3e-4)
+# that carries the absolute rounding of 30 float32 Adam steps of lr 0.1. Measured worst
+# |numpy - torch| over seeds 0..49: 1.6e-7 (seed 39; 1.2e-4 of the value itself, over the
+# relative bound at seeds 37, 39, 40). An absolute floor 6x that, in float32 only.
+_VALUE_HEAD = {f"float32:update{k}/param.value.{name}": Tolerance(rtol=1e-4, atol=1e-6)
+               for k in range(1, 31) for name in ("weight", "bias")}
+
 
 def _bench_work(trial: Trial) -> dict[str, Any]:
     """One PPO update (GAE over the rollout, then one full-batch Adam step of the clipped
@@ -360,7 +368,7 @@ CONCEPT = Concept(
     run=run,
     bench=Bench("one PPO update (GAE, one Adam step of the clipped loss) of the actor-critic on "
                 "2048 transitions, (T, E) = (128, 16), 16 features, 4 actions", work=_bench_work),
-    tolerance=_SAME_ACTIONS | _CANCELLATION,
+    tolerance=_SAME_ACTIONS | _CANCELLATION | _VALUE_HEAD,
     cases=[
         _loss_case("reinforce", ppo=False),
         _loss_case("reinforce-normalized-entropy", ppo=False, normalize_advantages=True,
