@@ -62,7 +62,7 @@ def _operations(graph: Any) -> set[str]:
 @contextlib.contextmanager
 def _only(operations: set[str]) -> Iterator[None]:
     """The random-graph generator's operation tables narrowed to ``operations``."""
-    from compare.language import _micrograd_graphs as graphs
+    from compare.support import micrograd_graphs as graphs
     names = ("_BINARY", "_UNARY", "_NUMBER_LEFT", "_NUMBER_RIGHT")
     originals = {name: getattr(graphs, name) for name in names}
     try:
@@ -79,7 +79,7 @@ def _only(operations: set[str]) -> Iterator[None]:
 
 def graph_adapter(value_cls: type) -> Callable[[Case, Trial], Case]:
     """For a user's ``Value``: each case as it can run (or ``Skip`` with what is missing)."""
-    from compare.language._micrograd_graphs import random_graph
+    from compare.support.micrograd_graphs import random_graph
     operations = supported(value_cls)
     name = value_cls.__name__
 

@@ -30,7 +30,7 @@ import torch
 
 from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.data.blobs import gaussian_blobs, split
-from compare.training._loops import SCRATCH, initial_state, step_batch_sizes
+from compare.support.training_loops import SCRATCH, initial_state, step_batch_sizes
 from numpy_impl.evaluation import generalization as numpy_twin
 from torch_impl.evaluation import generalization as torch_twin
 

@@ -24,8 +24,8 @@ in another order). Finite differences check the first step's gradients.
 float32: micrograd computes in the dtype of its numbers; Values holding np.float32 stay
 float32, as 0-d float32 tensors do, so the float32 run is a real one (refereed by float64).
 
-Split by job: ``_micrograd_graphs`` (graphs as programs, random ones, node uses),
-``_micrograd_mlp`` (the training loop and its witness), ``_micrograd_plots`` (drawing a graph);
+Split by job: ``compare.support.micrograd_graphs`` (graphs as programs, random ones, node uses),
+``micrograd_mlp`` (the training loop and its witness), ``micrograd_plots`` (drawing a graph);
 this file runs both twins on them and declares the concept.
 
 Benchmark size: one SGD step of micrograd's demo MLP(2, [16, 16, 1]) on 100 points.
@@ -42,7 +42,7 @@ import numpy as np
 
 from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.finite_diff import numerical_gradient
-from compare.language._micrograd_graphs import (  # noqa: F401 -- the graphs, reachable here
+from compare.support.micrograd_graphs import (  # noqa: F401 -- the graphs, reachable here
     MORE_OPS,
     SANITY,
     Graph,
@@ -51,8 +51,8 @@ from compare.language._micrograd_graphs import (  # noqa: F401 -- the graphs, re
     random_graph,
     uses,
 )
-from compare.language._micrograd_mlp import _mlp_fd, mlp_loss, train_builtin, train_micrograd
-from compare.language._micrograd_plots import graph_drawing
+from compare.support.micrograd_mlp import _mlp_fd, mlp_loss, train_builtin, train_micrograd
+from compare.support.micrograd_plots import graph_drawing
 from compare.tolerances import FINITE_DIFFERENCE, Tolerance
 from numpy_impl.language import micrograd as numpy_twin
 from torch_impl.language import micrograd as torch_twin

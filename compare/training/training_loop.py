@@ -29,7 +29,7 @@ import torch
 
 from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.data.blobs import gaussian_blobs, split
-from compare.training._loops import SCRATCH, initial_state, step_batch_sizes
+from compare.support.training_loops import SCRATCH, initial_state, step_batch_sizes
 from numpy_impl.training import training_loop as numpy_twin
 from torch_impl.training import training_loop as torch_twin
 

@@ -60,9 +60,9 @@ from compare.script import (
     seed_value,
     writable_dir,
 )
+from compare.support.vision_builtin import BuiltinCNNFeatures
 from compare.term import Progress
 from compare.tolerances import Tolerance
-from compare.vision._builtin import BuiltinCNNFeatures
 from numpy_impl.layers.losses import CrossEntropyLoss as NumpyCrossEntropyLoss
 from numpy_impl.training import optimizers as numpy_optim
 from numpy_impl.vision import cnn as numpy_cnn

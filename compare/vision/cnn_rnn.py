@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from compare.concept import Bench, Case, Concept, uniform
+from compare.support.vision_builtin import BuiltinCNNFeatures
 from compare.tolerances import Tolerance
-from compare.vision._builtin import BuiltinCNNFeatures
 from numpy_impl.vision import cnn_rnn as numpy_twin
 from torch_impl.vision import cnn_rnn as torch_twin
 

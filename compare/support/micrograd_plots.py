@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from compare.language._micrograd_graphs import Graph, execute
 from compare.plots import new_figure, save
+from compare.support.micrograd_graphs import Graph, execute
 from numpy_impl.language import micrograd as numpy_twin
 
 
