@@ -37,12 +37,15 @@ Numerical stability:
 Speed without changing the formulas: GELU's forward keeps Φ(x) for its backward; softmax
 works in place on its own output; sums such as Σ_j g_j y_j go through ``sum_of_products``
 (einsum adds the products as it forms them: no full-size g * y); ``log_softmax_and_softmax``
-gives cross-entropy both results from one e^{x - m}.
+gives cross-entropy both results from one e^{x - m}; erf and the GELU chains run on
+cache-sized blocks (``blockwise``: the same numbers bit for bit, in about half the time); ReLU
+is ``np.maximum`` and a product with the mask, branch-free.
 """
 from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,6 +55,7 @@ _SQRT1_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_KAPPA = 0.044715
+_BLOCK = 1 << 16  # elements per block in ``blockwise``: 256 KiB of float32, 512 KiB of float64
 
 # W. J. Cody, "Rational Chebyshev approximations for the error function", Mathematics of
 # Computation 23 (1969) 631-637; the coefficients of his SPECFUN routine CALERF, written here
@@ -91,10 +95,35 @@ def _horner(t: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
     return p
 
 
+def blockwise(f: Callable[..., np.ndarray], *arrays: np.ndarray) -> np.ndarray:
+    """f(*arrays) for an elementwise f, computed on blocks of ``_BLOCK`` elements.
+
+    The result is the same bit for bit (each element sees the same operations), but a chain of
+    many NumPy passes (erf's rational functions: ~30) then runs over temporaries that stay in
+    the CPU's cache instead of going to main memory and back once per pass: erf of a (4096,
+    1000) float32 array took about half the time. Arrays of different shapes (broadcasting)
+    are passed whole.
+    """
+    shape = np.shape(arrays[0])
+    if any(np.shape(a) != shape for a in arrays) or int(np.prod(shape)) <= _BLOCK:
+        return f(*arrays)
+    flats = [np.asarray(a).reshape(-1) for a in arrays]
+    first = f(*(a[:_BLOCK] for a in flats))                # the result's dtype, from f itself
+    out = np.empty(flats[0].size, dtype=first.dtype)
+    out[:_BLOCK] = first
+    for start in range(_BLOCK, out.size, _BLOCK):
+        out[start:start + _BLOCK] = f(*(a[start:start + _BLOCK] for a in flats))
+    return out.reshape(shape)
+
+
 def erf(x: np.ndarray) -> np.ndarray:
     """The error function, elementwise, in the dtype of ``x`` (float32 or float64)."""
     x = np.asarray(x)
-    flat = x.reshape(-1)                                   # (N,)
+    return blockwise(_erf_flat, x.reshape(-1)).reshape(x.shape)
+
+
+def _erf_flat(flat: np.ndarray) -> np.ndarray:
+    """erf of a 1-d array (see ``erf``)."""
     out = np.empty_like(flat)
     in_first = np.abs(flat) < _ERF_SPLIT                   # NaN compares False
     inner = np.flatnonzero(in_first)                       # Cody's interval 1
@@ -118,17 +147,27 @@ def erf(x: np.ndarray) -> np.ndarray:
     erfc *= np.exp(y, out=y)                               # e^{-y²}
     np.subtract(1.0, erfc, out=erfc)
     out[outer] = np.copysign(erfc, signed, out=erfc)
-    return out.reshape(x.shape)
+    return out
 
 
 def relu(x: np.ndarray) -> np.ndarray:
-    """max(x, 0); ``where`` rather than a product so that -inf maps to 0, not NaN."""
-    return np.where(x > 0, x, 0)
+    """max(x, 0), as torch: -inf maps to 0 and NaN stays NaN. (``np.maximum`` is one
+    branch-free pass; ``np.where`` on a random sign pattern was ten times slower.)"""
+    return np.maximum(x, 0)
 
 
 def relu_backward(grad_y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """g · 1[x > 0]: the subgradient 0 at x = 0, as torch's threshold backward."""
-    return np.where(x > 0, grad_y, 0)
+    """g · 1[x > 0], as torch's threshold backward, where(x <= 0, 0, g): the subgradient 0 at
+    x = 0, and g passes where x is NaN.
+
+    The product with the mask is one branch-free pass; it differs from the ``where`` only where
+    g is not finite (inf · 0 = NaN, where the ``where`` gives 0), which the sum then shows.
+    """
+    with np.errstate(invalid="ignore"):            # inf · 0: replaced just below
+        dx = grad_y * np.logical_not(x <= 0)
+    if not np.isfinite(dx.sum()):                  # rare: a non-finite g (or a sum overflowing)
+        dx = np.where(x <= 0, 0, grad_y)
+    return dx
 
 
 def tanh_backward(grad_y: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -164,6 +203,10 @@ def softplus(x: np.ndarray) -> np.ndarray:
 
 def normal_cdf(x: np.ndarray) -> np.ndarray:
     """Φ(x) = (1 + erf(x / √2)) / 2, the standard normal CDF."""
+    return blockwise(_normal_cdf, x)
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
     cdf = erf(x * _SQRT1_2)
     cdf += 1.0
     cdf *= 0.5
@@ -173,9 +216,13 @@ def normal_cdf(x: np.ndarray) -> np.ndarray:
 def gelu(x: np.ndarray, approximate: str = "none") -> np.ndarray:
     """x Φ(x) (exact) or its tanh approximation."""
     if approximate == "tanh":
-        u = _SQRT_2_OVER_PI * (x + _GELU_KAPPA * x * x * x)
-        return 0.5 * x * (1.0 + np.tanh(u))
+        return blockwise(_gelu_tanh, x)
     return x * normal_cdf(x)
+
+
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    u = _SQRT_2_OVER_PI * (x + _GELU_KAPPA * x * x * x)
+    return 0.5 * x * (1.0 + np.tanh(u))
 
 
 def gelu_backward(grad_y: np.ndarray, x: np.ndarray, approximate: str = "none",
@@ -183,11 +230,19 @@ def gelu_backward(grad_y: np.ndarray, x: np.ndarray, approximate: str = "none",
     """g f'(x): f' = Φ + x φ (exact), or the product and chain rule through tanh(u(x)).
     ``cdf``: Φ(x) as the forward computed it (else computed again)."""
     if approximate == "tanh":
-        t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_KAPPA * x * x * x))
-        du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_KAPPA * x * x)
-        return grad_y * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+        return blockwise(_gelu_tanh_backward, grad_y, x)
     if cdf is None:
         cdf = normal_cdf(x)                            # Φ(x)
+    return blockwise(_gelu_backward, grad_y, x, cdf)
+
+
+def _gelu_tanh_backward(grad_y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_KAPPA * x * x * x))
+    du_dx = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_KAPPA * x * x)
+    return grad_y * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du_dx)
+
+
+def _gelu_backward(grad_y: np.ndarray, x: np.ndarray, cdf: np.ndarray) -> np.ndarray:
     # f'(x) = Φ(x) + x φ(x), φ(x) = e^{-x²/2} / √(2π), built in one array
     slope = x * x
     slope *= -0.5

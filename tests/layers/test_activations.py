@@ -66,6 +66,37 @@ def test_relu_of_minus_infinity_is_zero_not_nan():
     assert tha.ReLU()(torch.tensor([-np.inf, np.inf])).tolist() == [0.0, np.inf]
 
 
+def test_relu_matches_torch_on_nan_inputs_and_infinite_upstream_gradients():
+    # torch: relu(NaN) = NaN and its gradient passes g there; an infinite g at a dead unit
+    # gives 0 (threshold_backward is a where, not a product with the mask)
+    x = np.array([np.nan, -1.0, 0.0, 2.0, -np.inf])
+    g = np.array([1.0, np.inf, -np.inf, 3.0, np.nan])
+    relu = npa.ReLU()
+    y = relu(x)
+    dx = relu.backward(g)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.relu(xt)
+    yt.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(dx, xt.grad.numpy())
+    assert dx.tolist()[1:] == [0.0, 0.0, 3.0, 0.0]
+
+
+def test_blockwise_evaluation_is_bitwise_the_whole_array_evaluation():
+    # erf and the GELU chains run on cache-sized blocks: the same numbers, bit for bit
+    rng = np.random.default_rng(3)
+    for dtype in (np.float32, np.float64):
+        x = (3 * rng.standard_normal(3 * npa._BLOCK + 17)).astype(dtype)
+        g = rng.standard_normal(x.size).astype(dtype)
+        whole = np.concatenate([npa._erf_flat(x[:npa._BLOCK]), npa._erf_flat(x[npa._BLOCK:])])
+        np.testing.assert_array_equal(npa.erf(x), whole)
+        cdf = npa.normal_cdf(x)
+        np.testing.assert_array_equal(npa.gelu_backward(g, x, cdf=cdf),
+                                      npa._gelu_backward(g, x, cdf))
+        np.testing.assert_array_equal(npa.gelu(x, "tanh"), npa._gelu_tanh(x))
+        assert npa.erf(x).dtype == dtype
+
+
 def test_sigmoid_gradient_at_zero_is_one_quarter_in_both_twins():
     # A torch twin written with exp(-x.abs()) gets 0 here: abs has derivative 0 at 0.
     sig = npa.Sigmoid()
