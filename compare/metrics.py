@@ -149,10 +149,13 @@ def difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, fl
     elements NaN or inf on one side only, and the scale max|b| over b's finite elements."""
     a64 = np.asarray(a, dtype=np.float64)
     b64 = np.asarray(b, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        diff = np.asarray(np.abs(a64 - b64))  # an array even for 0-d inputs
+    if np.isfinite(diff).all():  # the usual case: both sides finite (a NaN or inf makes a - b so)
+        return diff, np.zeros(diff.shape, dtype=bool), float(np.max(np.abs(b64), initial=0.0))
     both_finite = np.isfinite(a64) & np.isfinite(b64)
     same = (np.isnan(a64) & np.isnan(b64)) | (np.isinf(a64) & (a64 == b64))
-    with np.errstate(all="ignore"):  # inf - inf, overflow of huge finite values: masked/inf
-        diff = np.where(both_finite, np.abs(a64 - b64), 0.0)
+    diff[~both_finite] = 0.0  # inf - inf and NaN masked; an overflow of finite values stays inf
     finite_b = b64[np.isfinite(b64)]
     scale = float(np.max(np.abs(finite_b))) if finite_b.size else 0.0
     return diff, ~same & ~both_finite, scale
@@ -195,15 +198,13 @@ def measure(a: Any, b: Any, tolerance: Tolerance, *, case: str, dtype: str, chec
         max_rel = float(max_abs / max(scale, _TINY)) if max_abs else 0.0
     worst_index = worst_values = None
     if diff.size:
-        flat = int(np.argmax(np.where(one_sided, math.inf, diff)))
+        flat = int(np.argmax(np.where(one_sided, math.inf, diff) if note else diff))
         worst_index = tuple(int(i) for i in np.unravel_index(flat, diff.shape))
-        worst_values = (float(np.asarray(a, np.float64).reshape(-1)[flat]),
-                        float(np.asarray(b, np.float64).reshape(-1)[flat]))
+        worst_values = (float(a.reshape(-1)[flat]), float(b.reshape(-1)[flat]))
+    # exact: equal everywhere (the same NaN or inf counting as equal): no difference left
     return Diff(shape=tuple(b.shape), max_abs=max_abs, max_rel=max_rel, n_outside=n_outside,
                 size=b.size, worst_index=worst_index, worst_values=worst_values,
-                exact=bool(np.array_equal(np.asarray(a, np.float64), np.asarray(b, np.float64),
-                                          equal_nan=True)),
-                passed=n_outside == 0, scale=scale, note=note, **common)
+                exact=max_abs == 0, passed=n_outside == 0, scale=scale, note=note, **common)
 
 
 def referee(numpy_value: Any, torch_value: Any, truth: Any) -> dict[str, Any]:
