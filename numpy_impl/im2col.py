@@ -32,7 +32,7 @@ weights (which also sums in float64 only, so float32 would need a cast back).
 The other vectorized form of this backward is a transposed convolution (the zero-stuffed
 gradient convolved with the flipped kernel); it needs a second im2col copy, of the gradient,
 and for stride s works s^2 times over on the stuffed zeros. At the benchmark's shape
-(benchmarks/conv2d_speed.py), matmul + scatter measured as fast as the transposed convolution
+(``dualgrad bench conv2d``), matmul + scatter measured as fast as the transposed convolution
 in float32 and about three times faster in float64, and the scatter alone as fast as a Python
 loop over the KH KW kernel offsets.
 """
