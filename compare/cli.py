@@ -329,8 +329,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import contextlib
 
-    from compare.adapters.cs231n import CONVENTIONS
     from compare.verify import VerifyError, load, verify, verify_file
+    from compare.verify.adapters.cs231n import CONVENTIONS
     _one_torch_thread()
     if len(args.targets) > 2:
         raise UsageError("verify takes CONCEPT FILE.py:NAME or FILE.py, got "
@@ -387,8 +387,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_exercise(args: argparse.Namespace) -> int:
-    from compare.exercise import skeleton
     from compare.verify import VerifyError
+    from compare.verify.exercise import skeleton
     try:
         text, class_name = skeleton(args.concept)
     except VerifyError as error:
