@@ -1,8 +1,12 @@
-"""The comparison engine: concepts, the runner, reports, plots, finite differences, the CLI,
+"""The comparison engine: concepts, the runner, metrics, reports, plots, finite differences,
 and the Python API (``run``, ``verify``, ``show``, ``list_concepts``; see ``compare.api``).
 
-``compare.verify`` is the API function: the submodule is imported before the function is
-bound, since importing a submodule afterwards would rebind the package attribute to it.
+These top-level modules are the core every comparison runs through; the tools built on it live
+in three subpackages: ``compare.verify`` (checking your own code), ``compare.site`` (the HTML
+report) and ``compare.cli`` (the command line).
+
+``compare.verify`` is the API function: the subpackage is imported before the function is
+bound, since importing a subpackage afterwards would rebind the package attribute to it.
 """
 import compare.verify  # noqa: F401 -- first, see above
 from compare.api import list_concepts, run, show, verify

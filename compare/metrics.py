@@ -108,7 +108,7 @@ class Diff:
     passed: bool
     scale: float = 0.0  # max|b| over finite elements: what the normwise error is relative to
     note: str = ""
-    diagnosis: str = ""  # for a failing tensor: what the difference looks like (compare.diagnose)
+    diagnosis: str = ""  # failing tensor: what the difference looks like (compare.verify.diagnose)
     referee: dict[str, Any] | None = None  # float32 only: both twins' error against float64
     a: np.ndarray | None = field(default=None, repr=False)
     b: np.ndarray | None = field(default=None, repr=False)

@@ -2,7 +2,7 @@
 
 A ``Report`` holds every ``Diff`` (``compare.metrics``) of every case, dtype and check of one
 concept, its verdict, and the first point of divergence along named intermediates. It renders
-as a text table (``compare.text``), as HTML (``compare.html``) and as figures
+as a text table (``compare.text``), as HTML (``compare.site.html``) and as figures
 (``compare.plots``); those modules read a report and never import this one back.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compare import html as html_render
 from compare import text
 from compare.metrics import (
     CHECKS,
@@ -27,6 +26,7 @@ from compare.metrics import (
     split_step,
     verdict,
 )
+from compare.site import html as html_render
 
 __all__ = ["CHECKS", "Diff", "Report", "StepName", "collapse_steps", "kind_of", "measure",
            "normwise_error", "primary_check", "referee", "split_step", "verdict"]

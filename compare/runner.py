@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 
 from compare.concept import Case, Concept, Outcome, Trial
-from compare.diagnose import modified_input_sentence
 from compare.finite_diff import kink_resolved, numerical_gradient, weighted_sum
 from compare.metrics import Diff, kind_of, measure, referee
 from compare.report import Report
 from compare.tolerances import DEFAULT, Scope, Tolerance
+from compare.verify.diagnose import modified_input_sentence
 
 FD_MAX_ELEMENTS = 96  # per tensor; larger tensors are checked on a seeded random sample
 
@@ -335,7 +335,7 @@ def compare_fd(fd: dict[str, tuple[np.ndarray, np.ndarray]], *, check: str, case
 
 def attach_diagnoses(diffs: list[Diff], outcome: Outcome, case: Case) -> None:
     """Give every failing diff a one-sentence diagnosis of what the difference looks like."""
-    from compare.diagnose import Context, diagnose
+    from compare.verify.diagnose import Context, diagnose
     init = dict(case.init)
     if case.numpy is not None:  # the defaults count too: ignore_index=-100, p=0.5, ...
         for name, parameter in inspect.signature(case.numpy).parameters.items():

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from compare import registry
-from compare.bench import (
+from compare.cli.bench import (
     CONTENDERS,
     Timing,
     default_bench,

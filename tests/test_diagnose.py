@@ -1,9 +1,9 @@
-"""compare.diagnose: each mistake pattern is recognised and named with its numbers, and
+"""compare.verify.diagnose: each mistake pattern is recognised and named with its numbers, and
 nothing is claimed where the difference has no simple shape."""
 import numpy as np
 import pytest
 
-from compare.diagnose import Context, diagnose
+from compare.verify.diagnose import Context, diagnose
 
 RTOL = 1e-10
 EMPTY = Context()

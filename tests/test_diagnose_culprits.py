@@ -2,8 +2,8 @@
 import numpy as np
 import torch
 
-from compare.diagnose import Context, diagnose
 from compare.verify import verify
+from compare.verify.diagnose import Context, diagnose
 from numpy_impl.language import micrograd
 from numpy_impl.layers import activations
 

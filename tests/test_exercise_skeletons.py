@@ -8,8 +8,8 @@ import textwrap
 import pytest
 
 from compare import registry
-from compare.exercise import skeleton
 from compare.verify import VerifyError, load, verify
+from compare.verify.exercise import skeleton
 
 
 def _specs() -> list[tuple[str, type, str]]:

@@ -178,7 +178,7 @@ def test_stdout_on_a_full_device_is_one_line_and_exit_1(command):
 
 
 def test_cli_ctrl_c_is_one_line_and_130(capsys, monkeypatch):
-    from compare import cli
+    from compare.cli import commands as cli
 
     def interrupted(args):
         raise KeyboardInterrupt

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 from compare import registry
-from compare.align import AUTOGRAD_NOTE, align_files, align_sources, render_terminal
 from compare.cli import main
 from compare.concept import Concept
-from compare.html import concept_page, index_entry, index_page, report_table
 from compare.metrics import measure, referee
 from compare.report import Report
 from compare.site import MARKER, SiteError, build_site, prepare_directory
+from compare.site.align import AUTOGRAD_NOTE, align_files, align_sources, render_terminal
+from compare.site.html import concept_page, index_entry, index_page, report_table
 from compare.tolerances import Tolerance
 
 ANSI = re.compile(r"\033\[[0-9;]*m")

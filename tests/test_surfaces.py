@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 import compare
-from compare import term
-from compare.cli import main
+from compare.cli import main, term
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}

@@ -230,7 +230,7 @@ def test_every_exercise_skeleton_builds_with_the_references_state(capsys, tmp_pa
 def test_exercise_keeps_a_reference_base_class_that_is_not_module():
     import inspect as _inspect
 
-    from compare.exercise import _base_names, _imports_for
+    from compare.verify.exercise import _base_names, _imports_for
 
     class WideLinear(Linear):
         def __init__(self, in_features, out_features):

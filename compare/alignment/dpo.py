@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from compare.cli.script import comparison_then_demo
 from compare.concept import Bench, Case, Concept, Outcome, Trial, randint, randn
 from compare.runner import run_module, torch_module
-from compare.script import comparison_then_demo
 from numpy_impl.alignment import dpo as numpy_twin
 from numpy_impl.training import optimizers as numpy_optim
 from torch_impl.alignment import dpo as torch_twin

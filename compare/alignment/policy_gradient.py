@@ -44,9 +44,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Categorical
 
+from compare.cli.script import comparison_then_demo
 from compare.concept import Bench, Case, Concept, Outcome, Trial, randint, randn
 from compare.runner import run_module, torch_module
-from compare.script import comparison_then_demo
 from compare.tolerances import Tolerance
 from numpy_impl.alignment import policy_gradient as numpy_twin
 from numpy_impl.training import optimizers as numpy_optim

@@ -36,11 +36,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compare.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
+from compare.cli.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
+from compare.cli.script import comparison_then_demo
 from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters, randn
 from compare.runner import initial_state, run_module, torch_module
 from compare.runner import numpy_twin as make_numpy_twin
-from compare.script import comparison_then_demo
 from compare.tolerances import Tolerance
 from numpy_impl.alignment import reward_model as numpy_twin
 from numpy_impl.training import optimizers as numpy_optim

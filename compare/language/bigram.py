@@ -32,16 +32,13 @@ from typing import Any
 
 import numpy as np
 
-from compare.bench import (
+from compare.cli.bench import (
     numpy_loss_model_step,
     torch_loss_model_step,
     torch_optimizer,
     train_step_work,
 )
-from compare.concept import Bench, Case, Concept, Outcome, Trial, randint
-from compare.data import names
-from compare.finite_diff import numerical_gradient
-from compare.script import (
+from compare.cli.script import (
     Parser,
     ScriptError,
     guarded,
@@ -49,6 +46,9 @@ from compare.script import (
     positive_int_value,
     run_options_help,
 )
+from compare.concept import Bench, Case, Concept, Outcome, Trial, randint
+from compare.data import names
+from compare.finite_diff import numerical_gradient
 from numpy_impl.language import bigram as numpy_twin
 from numpy_impl.training.optimizers import SGD
 from torch_impl.language import bigram as torch_twin
@@ -338,7 +338,7 @@ def print_losses(steps: int = 20, lr: float = 50.0, seed: int = 0) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m compare.language.bigram [--data FILE] [--steps N] [run options]``: the
     comparison, then both twins' training losses side by side. Bad input is one line on
-    stderr and exit 2, found before anything runs (``compare.script.guarded``)."""
+    stderr and exit 2, found before anything runs (``compare.cli.script.guarded``)."""
     from compare.cli import main as cli_main
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = Parser(prog="python -m compare.language.bigram", add_help=False,

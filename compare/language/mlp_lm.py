@@ -32,18 +32,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compare.bench import train_step_work
-from compare.concept import Bench, Case, Concept, Outcome, Trial, randint
-from compare.data.names import Vocab, build_vocab, builtin_words, get_words, split_words
-from compare.runner import initial_state, run_module, torch_module
-from compare.runner import numpy_twin as make_numpy_twin
-from compare.script import (
+from compare.cli.bench import train_step_work
+from compare.cli.script import (
     Parser,
     ScriptError,
     guarded,
     help_requested,
     run_options_help,
 )
+from compare.concept import Bench, Case, Concept, Outcome, Trial, randint
+from compare.data.names import Vocab, build_vocab, builtin_words, get_words, split_words
+from compare.runner import initial_state, run_module, torch_module
+from compare.runner import numpy_twin as make_numpy_twin
 from compare.tolerances import Tolerance
 from numpy_impl.language import mlp_lm as numpy_twin
 from numpy_impl.training.optimizers import SGD
@@ -264,7 +264,7 @@ def script(argv: Sequence[str] | None = None) -> int:
     """``python -m compare.language.mlp_lm [--data FILE] [--steps N] [run options]``: the
     comparison (``dualgrad run mlp_lm`` with the run options), then the training demo.
     Returns the comparison's exit code; bad input is one line on stderr and 2, found before
-    anything runs (``compare.script.guarded``)."""
+    anything runs (``compare.cli.script.guarded``)."""
     from compare.cli import main
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = Parser(prog="python -m compare.language.mlp_lm", add_help=False,

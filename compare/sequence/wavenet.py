@@ -61,7 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from compare.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
+from compare.cli.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
 from compare.concept import Bench, Case, Concept, Trial, perturb_parameters, randint, randn
 from compare.parity import training_runner
 from numpy_impl.language.mlp_lm import build_dataset

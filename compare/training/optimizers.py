@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.bench import optimizer_work
+from compare.cli.bench import optimizer_work
 from compare.concept import Bench, Case, Concept, Outcome, Trial
 from compare.tolerances import Tolerance
 from numpy_impl import Parameter

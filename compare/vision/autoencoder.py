@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from compare.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
+from compare.cli.bench import numpy_loss_model_step, torch_loss_model_step, train_step_work
 from compare.concept import Bench, Case, Concept, Trial, perturb_parameters, uniform
 from compare.data.digits import digits
 from compare.parity import training_runner

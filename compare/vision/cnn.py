@@ -43,11 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from compare.bench import train_step_work
-from compare.concept import Bench, Case, Concept, Trial, fixed, perturb_parameters, randint, uniform
-from compare.data.digits import Splits, digits
-from compare.parity import training_runner
-from compare.script import (
+from compare.cli.bench import train_step_work
+from compare.cli.script import (
     Parser,
     ScriptError,
     directory_value,
@@ -60,8 +57,11 @@ from compare.script import (
     seed_value,
     writable_dir,
 )
+from compare.cli.term import Progress
+from compare.concept import Bench, Case, Concept, Trial, fixed, perturb_parameters, randint, uniform
+from compare.data.digits import Splits, digits
+from compare.parity import training_runner
 from compare.support.vision_builtin import BuiltinCNNFeatures
-from compare.term import Progress
 from compare.tolerances import Tolerance
 from numpy_impl.layers.losses import CrossEntropyLoss as NumpyCrossEntropyLoss
 from numpy_impl.training import optimizers as numpy_optim

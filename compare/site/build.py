@@ -78,8 +78,8 @@ def _relative_url(path: Path, directory: Path) -> str:
 def build_page(concept: Any, directory: Path, seed: int, run: Callable[..., Any] | None = None,
                ) -> dict[str, Any]:
     """Run one concept, draw its figures, write its page; return its index entry."""
-    from compare.align import align_files, module_docstring
-    from compare.html import concept_page, index_entry
+    from compare.site.align import align_files, module_docstring
+    from compare.site.html import concept_page, index_entry
     if run is None:
         from compare.runner import run_concept as run
     started, cpu = time.perf_counter(), time.process_time()
@@ -184,7 +184,7 @@ def build_site(directory: Path, concepts: Sequence[Any], *, seed: int = 0, jobs:
     ordered = [entries[c.name] for c in concepts]
     for entry in ordered:
         entry["ratio"] = (bench or {}).get(entry["name"])
-    from compare.html import index_page
+    from compare.site.html import index_page
     index = index_page(ordered, versions=versions(), seed=seed,
                        date=datetime.datetime.now(datetime.timezone.utc)
                        .strftime("%Y-%m-%d %H:%M UTC"))

@@ -107,7 +107,7 @@ def checked(cls: type, side: str, references: Any, case: Case) -> type:
 
 def problem_sentence(error: BaseException, traceback_of: Any) -> str:
     """What went wrong in the user's code, for the report: one sentence where we know it."""
-    from compare.adapters.cs231n import CodeProblem
+    from compare.verify.adapters.cs231n import CodeProblem
     if isinstance(error, (ReturnProblem, CodeProblem)):
         return str(error)
     if isinstance(error, SystemExit):

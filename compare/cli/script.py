@@ -143,7 +143,7 @@ def guarded(prog: str, body: Callable[[], int]) -> int:
 
 def run_options_help() -> str:
     """The options of ``dualgrad run``, for a script's ``--help`` (they are passed through)."""
-    from compare.cli import _parser
+    from compare.cli.commands import _parser
     parser = _parser()
     run = next(a for a in parser._subparsers._group_actions  # noqa: SLF001 -- argparse API
                if isinstance(a, argparse._SubParsersAction)).choices["run"]

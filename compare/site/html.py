@@ -3,7 +3,7 @@
 One way of rendering: jinja2 templates with autoescaping on, so every text a page shows (a
 summary, a case name, a diagnosis, a file's code) is escaped; code is highlighted by pygments
 (its CSS inlined: pages work from ``file://`` with no network) and laid out by role
-(``compare.align``): NumPy ``forward`` beside torch ``forward`` in one grid row, so both start
+(``compare.site.align``): NumPy ``forward`` beside torch ``forward`` in one grid row, so both start
 at the same height. ``report_table`` renders a ``Report`` (failures first, their diagnoses
 under them, passing rows folded with a count, the float64 referee of float32 runs); it is both
 the concept page's comparison and ``Report._repr_html_``.
@@ -18,8 +18,8 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from compare.align import Piece, Row
 from compare.metrics import collapse_steps, primary_check, verdict
+from compare.site.align import Piece, Row
 from compare.text import shape_text, summary_line
 
 _CSS = """

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from compare.adapters import Skip
+from compare.verify.adapters import Skip
 
 CONVENTIONS = {
     "biased-running-var": "the running variance is updated with the biased batch variance "

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from compare.adapters import Skip
 from compare.concept import Case, Trial
+from compare.verify.adapters import Skip
 
 _PROBES: dict[str, Callable[[Any, Any], Any]] = {
     "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,

@@ -26,8 +26,9 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
-from compare import registry, term
-from compare.script import MAX_SEED, ScriptError, guarded, seed_value
+from compare import registry
+from compare.cli import term
+from compare.cli.script import MAX_SEED, ScriptError, guarded, seed_value
 from compare.tolerances import DTYPES
 
 EXIT_AGREE, EXIT_MISMATCH, EXIT_USAGE = 0, 1, 2
@@ -329,8 +330,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     import contextlib
 
-    from compare.adapters.cs231n import CONVENTIONS
     from compare.verify import VerifyError, load, verify, verify_file
+    from compare.verify.adapters.cs231n import CONVENTIONS
     _one_torch_thread()
     if len(args.targets) > 2:
         raise UsageError("verify takes CONCEPT FILE.py:NAME or FILE.py, got "
@@ -387,8 +388,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_exercise(args: argparse.Namespace) -> int:
-    from compare.exercise import skeleton
     from compare.verify import VerifyError
+    from compare.verify.exercise import skeleton
     try:
         text, class_name = skeleton(args.concept)
     except VerifyError as error:
@@ -410,7 +411,7 @@ def cmd_exercise(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from compare import site
+    from compare.site import build as site
     if not args.directory.strip():
         raise UsageError("DIR is empty; name the directory to write the site into")
     if args.jobs < 0:
@@ -433,7 +434,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from compare import bench
+    from compare.cli import bench
     if args.repeat < 1 or args.threads < 1:
         raise UsageError("--repeat and --threads must be at least 1")
     bench.set_threads(args.threads)
@@ -489,7 +490,7 @@ SHOW_WIDTH = (60, 400)  # narrower is unreadable in two columns; wider only prin
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from compare.align import align_files, render_terminal
+    from compare.site.align import align_files, render_terminal
     numpy_path, torch_path = source_files(args.concept)  # no concept imported: no torch
     width = args.width or shutil.get_terminal_size(fallback=(160, 40)).columns
     width = min(max(width, SHOW_WIDTH[0]), SHOW_WIDTH[1])
@@ -504,7 +505,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The command line; every bad ending is one line on stderr and an exit code
-    (``compare.script.guarded``: 2 bad usage, 130 Ctrl-C, 1 unwritable output)."""
+    (``compare.cli.script.guarded``: 2 bad usage, 130 Ctrl-C, 1 unwritable output)."""
     def body() -> int:
         parser = _parser()
         args = parser.parse_args(argv)
