@@ -26,12 +26,15 @@ Threads: ``--threads N`` sets torch's intra-op threads and the BLAS threads of N
 BLAS NumPy was built with and its thread count as that library reports it, torch's threads and
 its CPU capability (the vector instructions its kernels were dispatched to).
 
+Garbage collection: paused during a timed step and run between steps, as ``timeit`` does.
+
 Timings on a shared machine are noisy: this is a benchmark to read, never a test to pass.
 """
 from __future__ import annotations
 
 import ctypes
 import dataclasses
+import gc
 import math
 import os
 import statistics
@@ -348,17 +351,30 @@ def _train_step(spec: Trainer, model: Any, x: Any, y: Any, options: dict[str, An
 def interleaved(steps: dict[str, Work], repeat: int,
                 clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
     """Seconds per run of each step: one warm-up each, then ``repeat`` rounds in which every
-    step runs once, the starting contender rotating from round to round."""
+    step runs once, the starting contender rotating from round to round.
+
+    As ``timeit`` does, Python's cyclic garbage collector is paused while a step runs (and
+    collects, untimed, between steps): otherwise a step that builds many Python objects (micrograd's
+    graph of 60,000 scalar nodes) pays for full passes over every object of the process,
+    torch's modules included (0.9 of 1.0 s per micrograd step), a cost of the interpreter's
+    heuristics rather than of the twin."""
     names = list(steps)
     for name in names:
         steps[name]()
     times: dict[str, list[float]] = {name: [] for name in names}
-    for round_ in range(repeat):
-        shift = round_ % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = clock()
-            steps[name]()
-            times[name].append(clock() - start)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for round_ in range(repeat):
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                gc.collect(0)  # untimed: the cycles the last step left (all in generation 0)
+                start = clock()
+                steps[name]()
+                times[name].append(clock() - start)
+    finally:
+        if enabled:
+            gc.enable()
     return times
 
 

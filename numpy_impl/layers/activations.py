@@ -166,7 +166,8 @@ def relu_backward(grad_y: np.ndarray, x: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):            # inf · 0: replaced just below
         dx = grad_y * np.logical_not(x <= 0)
     if not np.isfinite(dx.sum()):                  # rare: a non-finite g (or a sum overflowing)
-        dx = np.where(x <= 0, 0, grad_y)
+        return np.where(x <= 0, 0, grad_y)
+    dx += 0.0                                      # -0.0 (a negative g times 0) becomes 0.0
     return dx
 
 

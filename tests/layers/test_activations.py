@@ -80,6 +80,8 @@ def test_relu_matches_torch_on_nan_inputs_and_infinite_upstream_gradients():
     np.testing.assert_array_equal(y, yt.detach().numpy())
     np.testing.assert_array_equal(dx, xt.grad.numpy())
     assert dx.tolist()[1:] == [0.0, 0.0, 3.0, 0.0]
+    relu(np.array([-1.0, 0.0, 2.0]))  # finite g: the fast path; no -0.0 from g < 0 times 0
+    assert not np.signbit(relu.backward(np.array([-5.0, -5.0, -5.0]))[:2]).any()
 
 
 def test_blockwise_evaluation_is_bitwise_the_whole_array_evaluation():
