@@ -10,7 +10,8 @@ its threads in force, torch threads and CPU capability, date).
 
 Run: ``python benchmarks/concept_bench.py [CONCEPT ...] [--threads N] [--clock cpu|wall]
 [--repeat N] [--json-out FILE] [--plot FILE] [--compact]`` or
-``python benchmarks/concept_bench.py --from FILE [--compact]``. On a machine shared with
+``python benchmarks/concept_bench.py --from FILE [--with FILE2] [--compact]`` (``--with``: a
+second run, e.g. with 2 threads, whose ratios become two more columns). On a machine shared with
 other processes, ``--clock cpu`` (this process's CPU time) with one thread is the steadiest;
 with more threads use the wall clock (CPU time would add up the threads).
 """
@@ -46,22 +47,37 @@ def _ratio(row: dict | None, with_min: bool = False) -> str:
     return f"{row['ratio_median']:.2f}x" + (f" ({row['ratio_min']:.2f}x)" if with_min else "")
 
 
-def markdown(records: list[dict]) -> str:
-    """The table: one row per concept, float32 and float64 side by side."""
-    env = next(r["environment"] for r in records if "environment" in r)
-    rows = [r for r in records if "concept" in r]
+def _by_concept(records: list[dict]) -> dict[str, dict[str, dict]]:
     by_concept: dict[str, dict[str, dict]] = {}
-    for row in rows:
-        by_concept.setdefault(row["concept"], {})[row["dtype"]] = row
-    lines = [f"{env['date']}; numpy {env['numpy']} with {env['blas']} ({env['blas_threads']} BLAS "
-             f"thread(s) in force), torch {env['torch']} ({env['torch_threads']} thread(s), CPU "
-             f"capability {env['torch_cpu_capability']}), {env['cpus']} CPUs; clock "
-             f"{env['clock']}; medians of {rows[0]['runs'] if rows else 0} interleaved runs "
-             "after a warm-up", "",
-             "| concept | size | NumPy / torch, float32: median (min) | float64 | float32 ms: "
-             "NumPy, torch twin, built-in (median) | peak MiB float32: NumPy, torch twin, "
-             "built-in |",
-             "|---|---|---|---|---|---|"]
+    for row in records:
+        if "concept" in row:
+            by_concept.setdefault(row["concept"], {})[row["dtype"]] = row
+    return by_concept
+
+
+def _environment(records: list[dict]) -> str:
+    env = next(r["environment"] for r in records if "environment" in r)
+    runs = next((r["runs"] for r in records if "concept" in r), 0)
+    return (f"{env['date']}; numpy {env['numpy']} with {env['blas']} ({env['blas_threads']} BLAS "
+            f"thread(s) in force), torch {env['torch']} ({env['torch_threads']} thread(s), CPU "
+            f"capability {env['torch_cpu_capability']}), {env['cpus']} CPUs; clock "
+            f"{env['clock']}; medians of {runs} interleaved runs after a warm-up")
+
+
+def markdown(records: list[dict], second: list[dict] | None = None) -> str:
+    """The table: one row per concept, float32 and float64 side by side; with ``second`` (a
+    run with other threads), its median ratios in two more columns."""
+    by_concept = _by_concept(records)
+    also = _by_concept(second or [])
+    threads = next((r["environment"]["torch_threads"] for r in second or []
+                    if "environment" in r), None)
+    extra = f" {threads} threads: float32 | float64 |" if second else ""
+    lines = [_environment(records)] + ([_environment(second)] if second else []) + [
+             "",
+             "| concept | size | NumPy / torch, float32: median (min) | float64 |" + extra
+             + " float32 ms: NumPy, torch twin, built-in (median) | peak MiB float32: NumPy, "
+             "torch twin, built-in |",
+             "|---|---|---|---|" + ("---|---|" if second else "") + "---|---|"]
     for concept, dtypes in by_concept.items():
         f32, f64 = dtypes.get("float32"), dtypes.get("float64")
         shown = f32 or f64
@@ -70,13 +86,14 @@ def markdown(records: list[dict]) -> str:
                          for side, b in shown["peak_bytes"].items()) or "-"
         versus = f" vs {shown['numpy_over']}" if shown["numpy_over"] else ""
         size = shown["size"] + (" **[default]**" if shown["default"] else "")
+        more = (f" {_ratio(also.get(concept, {}).get('float32'))} | "
+                f"{_ratio(also.get(concept, {}).get('float64'))} |" if second else "")
         lines.append(f"| `{concept}` | {size} | {_ratio(f32, True)}{versus} | {_ratio(f64, True)} "
-                     f"| {ms} "
-                     f"| {peak} |")
+                     f"|{more} {ms} | {peak} |")
     lines.append("")
-    for record in records:
-        if "geomean" in record:
-            lines.append(f"- {record['line']}")
+    for source in (records, second or []):
+        counts = [r["environment"]["torch_threads"] for r in source if "environment" in r]
+        lines += [f"- {counts[0]} thread(s): {r['line']}" for r in source if "geomean" in r]
     return "\n".join(lines)
 
 
@@ -102,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--from", dest="source", type=Path,
                         help="render the JSON lines of an earlier `dualgrad bench --json`")
+    parser.add_argument("--with", dest="second", type=Path,
+                        help="a second run's JSON lines (e.g. 2 threads): its ratios as columns")
     parser.add_argument("--json-out", type=Path, help="also keep the raw JSON lines here")
     parser.add_argument("--plot", type=Path, help="the ratio bar chart (log scale)")
     parser.add_argument("--compact", action="store_true",
@@ -114,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         records = run_bench(args.concepts, args.threads, args.clock, args.repeat, args.plot)
     if args.json_out:
         args.json_out.write_text("".join(json.dumps(r) + "\n" for r in records))
-    print(compact(records) if args.compact else markdown(records))
+    second = None if args.second is None else [
+        json.loads(line) for line in args.second.read_text().splitlines() if line.strip()]
+    print(compact(records) if args.compact else markdown(records, second))
     return 0
 
 
