@@ -26,7 +26,6 @@ from compare.metrics import (
     split_step,
     verdict,
 )
-from compare.site import html as html_render
 
 __all__ = ["CHECKS", "Diff", "Report", "StepName", "collapse_steps", "kind_of", "measure",
            "normwise_error", "primary_check", "referee", "split_step", "verdict"]
@@ -126,7 +125,8 @@ class Report:
                 f"tensors, {failing} failing, seed {self.seed}{error}>")
 
     def _repr_html_(self) -> str:
-        return html_render.report_table(self)
+        from compare.site import html  # a notebook's rendering: the core does not load it
+        return html.report_table(self)
 
     def plot(self, path: str | Path | None = None) -> Any:
         """This report's figure (error vs tolerance, heatmaps, error histograms).

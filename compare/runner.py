@@ -29,7 +29,6 @@ from compare.finite_diff import kink_resolved, numerical_gradient, weighted_sum
 from compare.metrics import Diff, kind_of, measure, referee
 from compare.report import Report
 from compare.tolerances import DEFAULT, Scope, Tolerance
-from compare.verify.diagnose import modified_input_sentence
 
 FD_MAX_ELEMENTS = 96  # per tensor; larger tensors are checked on a seeded random sample
 
@@ -304,6 +303,7 @@ def compare_named(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray],
             diff.diagnosis = (f"only the {only} has a tensor named {name!r}; the {lacking} "
                               f"returns none by that name (a misnamed or missing result?)")
             if kind_of(name) == "input" and name in ours:  # only a modified input is listed
+                from compare.verify.diagnose import modified_input_sentence
                 diff.diagnosis = modified_input_sentence(name)
         else:
             diff = measure(ours[name], reference[name], tol, check=check, name=name,
