@@ -209,3 +209,23 @@ def test_a_kink_inside_the_step_is_differenced_from_its_clean_side():
     wrong = analytic * 1.25
     kept, replaced = kink_resolved(loss, x, np.arange(3), wrong, central)
     assert replaced == 0 and np.array_equal(kept, central)
+
+
+def test_a_small_kink_next_to_large_gradients_is_resolved_too():
+    """A kink whose slope jump (1.4e-3) is small next to the tensor's scale (3), as at cnn
+    seed 103: still resolved, since the clean side matches the analytic gradient to far better
+    than 1 % of the jump. An analytic gradient off that side by 1e-5 (3.3e-6 of the scale)
+    stays off the numeric value by more than the fd bound, whichever value is kept."""
+    from compare.finite_diff import kink_resolved, numerical_gradient
+    x = np.array([3e-7, 0.5, -0.7])
+    g = np.array([2e-3, -1.0, 3.0])
+    loss = lambda: float(np.sum(g * np.maximum(x, 0.0)) + 1.5 * x[2] ** 2)  # noqa: E731
+    analytic = g * (x > 0) + np.array([0.0, 0.0, 3.0 * x[2]])
+    central = numerical_gradient(loss, x, np.arange(3))
+    assert abs(central[0] - 2e-3) > 1e-6 * 3.0              # beyond the fd bound
+    resolved, replaced = kink_resolved(loss, x, np.arange(3), analytic, central)
+    assert replaced == 1
+    np.testing.assert_allclose(resolved, analytic, atol=1e-9)
+    off = analytic + np.array([1e-5, 0.0, 0.0])
+    kept, _ = kink_resolved(loss, x, np.arange(3), off, central)
+    assert abs(kept[0] - off[0]) > 1e-6 * 3.0
