@@ -70,6 +70,7 @@ class Case:
     ``tolerance``: override per dtype ("float64", "float32") or for finite differences ("fd"),
     for the whole case or one tensor ("float32:grad.param.b1"); whoever sets one says why.
     ``options``: free-form settings for a concept's own ``run``.
+    ``dtypes``: the dtypes the case runs in (default both); whoever leaves one out says why.
     """
 
     name: str
@@ -83,6 +84,7 @@ class Case:
     fd: bool = True
     tolerance: Mapping[str, Tolerance] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    dtypes: tuple[str, ...] = ("float64", "float32")
 
 
 @dataclass(frozen=True)

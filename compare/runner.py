@@ -399,7 +399,7 @@ def run_concept(concept: Concept, dtypes: Sequence[str] = ("float64", "float32")
     selected = [c for c in concept.cases if cases is None or c.name in cases]
     started = time.perf_counter()
     for case in selected:
-        for dtype in dtypes:
+        for dtype in (d for d in dtypes if d in case.dtypes):
             try:
                 report.diffs.extend(run_case(concept, case, dtype, seed, device, fd))
             except Exception as error:  # noqa: BLE001 -- reported, the run goes on

@@ -9,7 +9,7 @@ from compare.runner import run_case
 PARAMS = [pytest.param(concept, case, dtype, id=f"{concept.name}-{case.name}-{dtype}")
           for concept in registry.concepts().values()
           for case in concept.cases
-          for dtype in ("float64", "float32")]
+          for dtype in case.dtypes]
 
 
 @pytest.mark.parametrize("concept, case, dtype", PARAMS)

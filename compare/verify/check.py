@@ -252,6 +252,10 @@ def verify(concept: str | Concept, impl: Any, *, dtype: str = "float64",
         problem = _constructor_problem(cls, reference, case) if module_concept else ""
         if problem:
             break
+        if dtype not in case.dtypes:
+            report.skipped.append((case.name, f"the case runs in {', '.join(case.dtypes)} "
+                                              "only"))
+            continue
         try:
             case = adapt(case, Trial(dtype, seed)) if adapt else case
         except Skip as reason:
