@@ -229,3 +229,16 @@ def test_a_small_kink_next_to_large_gradients_is_resolved_too():
     off = analytic + np.array([1e-5, 0.0, 0.0])
     kept, _ = kink_resolved(loss, x, np.arange(3), off, central)
     assert abs(kept[0] - off[0]) > 1e-6 * 3.0
+
+
+def test_a_case_runs_only_in_the_dtypes_it_declares():
+    import dataclasses
+
+    from compare.verify import verify
+    concept = get("linear")
+    case = dataclasses.replace(concept.cases[0], dtypes=("float64",))
+    only64 = dataclasses.replace(concept, cases=[case])
+    report = run_concept(only64)
+    assert report.passed and {d.dtype for d in report.diffs} == {"float64"}
+    mine = verify(only64, numpy_linear.Linear, dtype="float32")
+    assert mine.skipped == [(case.name, "the case runs in float64 only")] and not mine.diffs
