@@ -149,17 +149,35 @@ def align_sources(numpy_source: str, torch_source: str) -> list[Row]:
         rows.append(Row("classes in one file only", _pieces(np_lines, alone_np),
                         _pieces(th_lines, alone_th)))
 
-    np_functions = {_key(u.name): u for u in np_units if u.kind == "function"}
-    th_functions = {_key(u.name): u for u in th_units if u.kind == "function"}
+    np_functions, np_extra = _functions(np_units)
+    th_functions, th_extra = _functions(th_units)
     for name, unit in np_functions.items():
         if name in th_functions:
             rows.append(Row(f"function {unit.name}", _pieces(np_lines, [unit]),
                             _pieces(th_lines, [th_functions[name]])))
-    helpers_np = [u for n, u in np_functions.items() if n not in th_functions]
-    helpers_th = [u for n, u in th_functions.items() if n not in np_functions]
+    helpers_np = sorted([u for n, u in np_functions.items() if n not in th_functions] + np_extra,
+                        key=lambda u: u.first)
+    helpers_th = sorted([u for n, u in th_functions.items() if n not in np_functions] + th_extra,
+                        key=lambda u: u.first)
     if helpers_np or helpers_th:
         rows.append(Row("helpers", _pieces(np_lines, helpers_np), _pieces(th_lines, helpers_th)))
     return [r for r in rows if r.numpy or r.torch or r.torch_note]
+
+
+def _functions(units: list[_Unit]) -> tuple[dict[str, _Unit], list[_Unit]]:
+    """The functions by pairing key, and those that lost their key to another: of ``gelu``
+    and a private ``_gelu`` in one file the public one pairs, the other is a helper."""
+    by_key: dict[str, _Unit] = {}
+    extra: list[_Unit] = []
+    for unit in (u for u in units if u.kind == "function"):
+        key = _key(unit.name)
+        if key in by_key:
+            kept = by_key[key] if not by_key[key].name.startswith("_") else unit
+            extra.append(unit if kept is by_key[key] else by_key[key])
+            by_key[key] = kept
+        else:
+            by_key[key] = unit
+    return by_key, extra
 
 
 def _key(name: str) -> str:
