@@ -316,6 +316,13 @@ _CANCELLATION = {f"{dtype}:update{k}/{name}": bound
                      ("float64", "approx_kl", Tolerance(rtol=1e-10, atol=1e-14)),
                      ("float32", "policy_loss", Tolerance(rtol=1e-4, atol=2e-6)),
                      ("float32", "approx_kl", Tolerance(rtol=1e-4, atol=1e-6)))}
+# The same cancellation in the loss cases: out.0 and out.1 (the loss and the policy loss
+# L_pg = -mean(log π Â)) average terms of size ~1 against normalized advantages; at seed 125
+# L_pg was 5.5e-4 and its float32 rounding (6.7e-8 between the twins, 7.9e-8 to the
+# built-in) 1.4e-4 of it. Measured worst |difference| over seeds 0..299 and every loss case:
+# 4.8e-7 (numpy-vs-torch), 2.4e-7 (torch-vs-builtin). The float32 bound of the training
+# losses above, 2e-6, for both outputs.
+_LOSS_CASES = {f"float32:out.{k}": Tolerance(rtol=1e-4, atol=2e-6) for k in (0, 1)}
 # The bandit feeds one constant observation, so its value head's weight (1, 1) and bias (1,)
 # act only through their sum, the baseline: each alone drifts to a near-zero number (~3e-4)
 # that carries the absolute rounding of 30 float32 Adam steps of lr 0.1. Measured worst
@@ -368,7 +375,7 @@ CONCEPT = Concept(
     run=run,
     bench=Bench("one PPO update (GAE, one Adam step of the clipped loss) of the actor-critic on "
                 "2048 transitions, (T, E) = (128, 16), 16 features, 4 actions", work=_bench_work),
-    tolerance=_SAME_ACTIONS | _CANCELLATION | _VALUE_HEAD,
+    tolerance=_SAME_ACTIONS | _CANCELLATION | _LOSS_CASES | _VALUE_HEAD,
     cases=[
         _loss_case("reinforce", ppo=False),
         _loss_case("reinforce-normalized-entropy", ppo=False, normalize_advantages=True,

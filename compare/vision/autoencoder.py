@@ -145,7 +145,15 @@ CONCEPT = Concept(
         _case("mnist-sizes", (2, 784)),
         _case("images", (3, 1, 4, 4), latent_size=2, in_features=16, hidden_size=8),
         _case("small", (5, 12), latent_size=3, in_features=12, hidden_size=6),
-        _case("latent-1", (4, 12), latent_size=1, in_features=12, hidden_size=6),
+        # With one latent unit, enc2.bias's gradient is one number, a sum over the batch
+        # whose terms cancel: 2.3e-5 at seed 135 (median 1.8e-3), so float32 rounding (at most
+        # 5.6e-9 between the twins, 4.7e-9 to the built-in over seeds 0-299) and the central
+        # differences' own rounding (at most 3.0e-11) reached its relative bounds at seeds
+        # 127 and 135. Absolute floors 5x those measurements, for that tensor alone; a wrong
+        # backward is off by the gradient's own size.
+        _case("latent-1", (4, 12), latent_size=1, in_features=12, hidden_size=6,
+              tolerance={"float32:grad.param.enc2.bias": Tolerance(rtol=1e-4, atol=3e-8),
+                         "fd:grad.param.enc2.bias": Tolerance(rtol=1e-6, atol=1.5e-10)}),
         _case("batch-of-one", (1, 12), latent_size=3, in_features=12, hidden_size=6),
         # A saturated sigmoid leaves gradients of ~1e-5, while central differences carry
         # their own rounding, eps |L| / h, whatever the gradient's size: up to 1.85e-10 here
