@@ -414,11 +414,15 @@ def _training(name: str, steps: int = 20, **config: Any) -> Case:
     # bounds that sensitivity to lr / eps, as in the cnn's Adam case: over seeds 0-40 the
     # float32 twins then agree to 1.2e-5 and the built-in model to 7.6e-6, inside the default
     # 1e-4 (with 1e-8 the built-in witness needed 1e-3).
+    # lr=1e-3: at 3e-3 some runs spiked (seeds 155, 167: a pre-clipping gradient norm of 27.8
+    # at step 18, against ~1 otherwise), and at the spike the float32 gradient is ill-
+    # conditioned: both twins 2-3e-4 from float64 and 5.4e-4 from each other in grad_norm.
+    # At 1e-3 the largest norm over seeds 150-169 is 1.8 and the worst difference 1.4e-5.
     return Case(name, numpy=numpy_gpt.GPT, torch=torch_gpt.GPT, builtin=BuiltinGPT,
                 prepare=None, fd=False,
                 options=dict(kind="train", config={**SMALL, "bias": False, **config}, batch=4,
                              length=8,
-                             steps=steps, weight_decay=0.1, lr=3e-3, betas=(0.9, 0.95),
+                             steps=steps, weight_decay=0.1, lr=1e-3, betas=(0.9, 0.95),
                              eps=1e-5, warmup=4, grad_clip=1.0, perturb=False))
 
 
