@@ -18,7 +18,8 @@ Cases, by kind (the pruning-method classes are the twins: ``L1Unstructured``,
   (W, zero wherever M is) and ``mask.<p>``; witness ``torch.nn.utils.prune`` + ``torch.optim``;
 - ``iterative``: rounds of global pruning and fine-tuning: ``sparsity`` and test ``accuracy``
   per round, the fine-tuning ``loss`` of every step of every round, and after the last round
-  the masks and W (``round<R>/mask.<p>``, ``round<R>/weight.<p>``).
+  the masks and W (``round<R>/mask.<p>``, ``round<R>/weight.<p>``); in float64 only (see the
+  case).
 
 Ties. Masks are defined by the order of the magnitudes; the twins sort stably (equal
 magnitudes: lower index pruned first), ``torch.topk`` leaves the order of equal values
@@ -481,9 +482,14 @@ CASES = [
          prepare=None, fd=False,
          options=dict(kind="training", scope="layer", arguments=dict(amount=0.25, n=2, dim=0),
                       perturb=False, **TRAINING)),
+    # float64 only: between rounds the twins retrain, so in float32 their weights carry
+    # different rounding, and a weight within that rounding of the next round's magnitude
+    # threshold is kept by one twin and pruned by the other (seed 150: row 26 of fc1 parted
+    # by 2e-3 at round 3; float64 and the NumPy twin agreed to 2.5e-7). The other cases prune
+    # the same float32 weights in both twins, so their float32 masks are defined.
     Case("iterative-global", numpy=numpy_twin.L1Unstructured,
          torch=torch_twin.L1Unstructured, builtin=torch_prune.L1Unstructured, init=MLP_DIGITS,
-         prepare=None, fd=False,
+         prepare=None, fd=False, dtypes=("float64",),
          options=dict(kind="iterative", fractions=(0.5, 0.5, 0.5), perturb=False,
                       **{**TRAINING, "steps": 4})),
 ]
