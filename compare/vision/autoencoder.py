@@ -164,7 +164,12 @@ CONCEPT = Concept(
               prepare=_saturate, tolerance={"fd": Tolerance(rtol=1e-6, atol=1e-9)}),
         _training("train-sgd", "SGD", lr=SGD_LR),
         _training("train-sgd-momentum", "SGD", lr=1.0, momentum=0.9),
-        _training("train-adam", "Adam", lr=1e-3),
+        # eps=1e-5 (Adam's default 1e-8): an element whose gradient is near 0 steps by
+        # m / (sqrt(v) + eps) ~ +-1 whichever way rounding tips it; at seed 169 the torch twin
+        # and the built-in parted by 3.3e-3 after 20 steps that way. lr / eps bounds that
+        # sensitivity (as in cnn's and gpt's cases): over seeds 160-179 the worst is then
+        # 4.8e-7 (twins) and 2.8e-7 (built-in).
+        _training("train-adam", "Adam", lr=1e-3, eps=1e-5),
     ],
 )
 
