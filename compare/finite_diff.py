@@ -59,12 +59,11 @@ def kink_resolved(loss: Callable[[], float], array: np.ndarray, indices: Sequenc
     their mean, is the accurate one, and the central value stays. A replaced value is still
     held to the finite-difference bound, so picking a side never hides an error larger than
     that bound; a wrong backward matches neither side, and the count of replaced elements is
-    reported with the check. (A kink whose slope
-    jump is small, 1.5e-3 in a conv weight's gradient of 1.6 at cnn seed 103 and 1.5e-5 in a
-    bias's gradient of 2.0 at seed 178, spoils the central difference by half of it: beyond
-    the finite-difference bound, yet far above the rounding of a one-sided slope over h.)
-    ``indices`` are the flat positions in ``array`` of ``analytic`` and ``numeric`` (both
-    flat); returns (numeric, replaced).
+    reported with the check. (A kink whose slope jump is small, 1.5e-3 in a conv weight's
+    gradient of 1.6 at cnn seed 103 and 1.5e-5 in a bias's gradient of 2.0 at seed 178,
+    spoils the central difference by half of it: beyond the finite-difference bound, yet far
+    above the rounding of a one-sided slope over h.) ``indices`` are the flat positions in
+    ``array`` of ``analytic`` and ``numeric`` (both flat); returns (numeric, replaced).
     """
     numeric = np.array(numeric, dtype=np.float64).reshape(-1)
     analytic = np.asarray(analytic, dtype=np.float64).reshape(-1)
