@@ -77,6 +77,21 @@ def test_failures_only_keeps_only_failing_rows(capsys, monkeypatch):
     assert "MISMATCH" in out
 
 
+def test_verify_failures_only_keeps_only_failing_rows(capsys, tmp_path):
+    mine = tmp_path / "mine.py"
+    mine.write_text("from numpy_impl.layers.linear import Linear\n\n\n"
+                    "class DoubledBias(Linear):\n"
+                    "    def backward(self, grad_output):\n"
+                    "        grad_x = super().backward(grad_output)\n"
+                    "        if self.bias is not None:\n"
+                    "            self.bias.grad *= 2.0\n"
+                    "        return grad_x\n")
+    code, out, _ = run(capsys, "verify", "linear", f"{mine}:DoubledBias", "--failures-only")
+    rows = [line for line in out.splitlines() if line.startswith("  yours-vs-")]
+    assert code == 1 and rows and all("FAIL" in line for line in rows)
+    assert all("grad.param.bias" in line for line in rows)
+
+
 # --- colour and progress -----------------------------------------------------------------------
 class Tty(io.StringIO):
     def isatty(self) -> bool:

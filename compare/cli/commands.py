@@ -113,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--plots", metavar="DIR", type=Path, help="write the report's PNG to DIR")
     verify.add_argument("--details", action="store_true",
                         help="with FILE.py alone: the full table of every pair, not one row")
+    verify.add_argument("--failures-only", action="store_true",
+                        help="print only the failing rows of the table (and the verdict)")
     verify.add_argument("--convention", action="append", default=[], metavar="NAME",
                         help="a convention your code follows, checked exactly under it: "
                              "biased-running-var, drop-probability, bessel-variance "
@@ -368,7 +370,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"checked": label, **report.to_dict()}))
         elif single or args.details:
-            print(report.table() + ("\n" if not single else ""))
+            print(report.table(failures_only=args.failures_only)
+                  + ("\n" if not single else ""))
         else:
             print(report.summary_row(label))
     if not args.json and not single:
