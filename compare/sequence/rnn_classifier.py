@@ -28,6 +28,7 @@ from torch import nn
 from torch.func import functional_call
 
 from compare.concept import Bench, Case, Concept, perturb_parameters, randn
+from compare.tolerances import Tolerance
 from numpy_impl.sequence import rnn_classifier as numpy_twin
 from torch_impl.sequence import rnn_classifier as torch_twin
 
@@ -61,12 +62,14 @@ def _small_recurrence(module: nn.Module, rng: np.random.Generator) -> None:
 
 
 def _case(name: str, batch: int, steps: int, input_size: int = 6, hidden_size: int = 12,
-          output_size: int = 3, prepare: Any = perturb_parameters) -> Case:
+          output_size: int = 3, prepare: Any = perturb_parameters,
+          tolerance: dict[str, Tolerance] | None = None) -> Case:
     return Case(name, numpy=numpy_twin.SequenceClassifierRNN,
                 torch=torch_twin.SequenceClassifierRNN, builtin=BuiltinSequenceClassifierRNN,
                 init=dict(input_size=input_size, hidden_size=hidden_size,
                           output_size=output_size),
-                inputs=dict(x=randn(batch, steps, input_size)), prepare=prepare)
+                inputs=dict(x=randn(batch, steps, input_size)), prepare=prepare,
+                tolerance=tolerance or {})
 
 
 CONCEPT = Concept(
@@ -88,7 +91,12 @@ CONCEPT = Concept(
         _case("batch-of-one", 1, 5, prepare=_small_recurrence),
         _case("long-sequence", 2, 50, input_size=3, hidden_size=5, output_size=2,
               prepare=_small_recurrence),
-        _case("one-hidden-unit", 3, 4, input_size=2, hidden_size=1, output_size=2),
+        # Every gradient through the one hidden unit is small and cancelling (b_h's one number
+        # was 5.1e-4 at seed 218, where float32 rounding, 7.3e-8, made 1.4e-4 of it). Measured
+        # over seeds 0-299: at most 1.2e-7 between the twins on the recurrent gradients, 3.7e-7
+        # to the built-in. An absolute floor 5x the twins' worst, in float32.
+        _case("one-hidden-unit", 3, 4, input_size=2, hidden_size=1, output_size=2,
+              tolerance={"float32": Tolerance(rtol=1e-4, atol=6e-7)}),
     ],
 )
 

@@ -154,7 +154,11 @@ CONCEPT = Concept(
         _case("latent-1", (4, 12), latent_size=1, in_features=12, hidden_size=6,
               tolerance={"float32:grad.param.enc2.bias": Tolerance(rtol=1e-4, atol=3e-8),
                          "fd:grad.param.enc2.bias": Tolerance(rtol=1e-6, atol=1.5e-10)}),
-        _case("batch-of-one", (1, 12), latent_size=3, in_features=12, hidden_size=6),
+        # One image gives gradients as small as 6e-6, next to which the central differences'
+        # rounding (at most 5.7e-11 over seeds 0-299) reached 1e-6 at seeds 213 and 222: an fd
+        # floor 5x that, as saturated-output has.
+        _case("batch-of-one", (1, 12), latent_size=3, in_features=12, hidden_size=6,
+              tolerance={"fd": Tolerance(rtol=1e-6, atol=3e-10)}),
         # A saturated sigmoid leaves gradients of ~1e-5, while central differences carry
         # their own rounding, eps |L| / h, whatever the gradient's size: up to 1.85e-10 here
         # over seeds 0-150 (1e-6 of the gradient at seeds 16, 45, 68, 70). The fd check gets
