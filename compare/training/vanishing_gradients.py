@@ -110,7 +110,15 @@ def _finite_difference_floor(activation: str) -> dict[str, Tolerance]:
     2.4e-6: relu-plain-batch-of-one failed at seed 33). So the fd check alone gets an absolute
     floor ~5x that rounding, far below a wrong backward (off by the gradient's own size); the
     twins keep the default bounds."""
-    return {"fd": Tolerance(rtol=1e-6, atol=5e-10 if activation == "relu" else 5e-9)}
+    floors = {"fd": Tolerance(rtol=1e-6, atol=5e-10 if activation == "relu" else 5e-9)}
+    if activation == "relu":
+        # With 4 features most ReLU units can be off, and a layer's input can be a few small
+        # survivors of cancelling sums (3.9e-4 at seed 223, where the float32 twins' rounding,
+        # 6.0e-8, was 1.5e-4 of it, and of the weight gradient built from it). Measured over
+        # seeds 0-299: at most 1.2e-7 between the twins; the built-in computes exactly as the
+        # torch twin. An absolute floor 5x that, numpy-vs-torch in float32 only.
+        floors["numpy-vs-torch:float32"] = Tolerance(rtol=1e-4, atol=6e-7)
+    return floors
 
 
 def _case(activation: str, config: str, batch: int = 6, features: int = 4, depth: int = 5,
