@@ -101,7 +101,7 @@ _DEEP_BATCHNORM_FLOAT32 = {"numpy-vs-torch:float32": Tolerance(rtol=3e-4),
                            "torch-vs-builtin:float32": Tolerance(rtol=3e-4)}
 
 
-def _finite_difference_floor(activation: str) -> dict[str, Tolerance]:
+def _plain_floors(activation: str) -> dict[str, Tolerance]:
     """Without normalization or shortcuts the early layers' gradients vanish (~1e-3 of the
     output's for sigmoid, ~1e-5 for relu, at these sizes), down to where central differences'
     own rounding, eps |L| / h, is no longer small against them: over seeds 0-39 the finite
@@ -132,7 +132,7 @@ def _case(activation: str, config: str, batch: int = 6, features: int = 4, depth
                 inputs=dict(x=randn(batch, features)), train=train,
                 tolerance=(_bias_before_batchnorm_is_zero(depth)
                            | (_DEEP_BATCHNORM_FLOAT32 if activation == "relu" else {})
-                           if zero_bias else _finite_difference_floor(activation) if plain
+                           if zero_bias else _plain_floors(activation) if plain
                            else {}),
                 prepare=_perturb_strongly if plain and activation != "relu"
                 else perturb_parameters)
