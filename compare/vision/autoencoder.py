@@ -114,8 +114,14 @@ def _training(name: str, optimizer: str, steps: int = 20, batch: int = 8,
               **optimizer_options: Any) -> Case:
     # fd=False: a training run has no single backward to difference; the module cases check
     # the same model's backward against finite differences.
+    # float64 only: in float32 a ReLU input within rounding of 0 sends its gradient through in
+    # one implementation and not in another, and the training steps carry that on (seed 281,
+    # SGD at lr 5: the torch twin and the built-in parted by 2.5e-4 after 20 steps; seed 169
+    # for Adam). Nothing keeps a training run off such inputs; the module cases compare the
+    # float32 forward and backward, and in float64 the same flip needs |x| below 1e-16.
     return Case(name, numpy=numpy_ae.Autoencoder, torch=torch_ae.Autoencoder,
                 builtin=BuiltinAutoencoder, init=dict(latent_size=32), prepare=None, fd=False,
+                dtypes=("float64",),
                 options=dict(steps=steps, batch=batch, optimizer=optimizer,
                              optimizer_options=optimizer_options))
 
