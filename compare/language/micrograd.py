@@ -194,14 +194,14 @@ def extra_plots(directory: Path, seed: int) -> list[Path]:
 # Random graphs are compositions of up to hundreds of operations whose conditioning nothing
 # bounds: a final sum or a leaf's gradient may cancel to 1/100 of its terms. The twins' tanh,
 # exp, log and pow differ by an ulp, and cancellation amplifies that: the float32 twins differ
-# by up to 1.4e-4 relative on a scalar over 300 seeds (4.6e-5 over seeds 0-59, benchmarks/
-# tolerance_audit.py), each as far from the float64 referee as the other: 3e-4 for the twins
-# (graphs have no built-in witness) -- a wrong rule is off by O(1). Finite differences of a
+# by up to 3.5e-4 relative on a scalar over seeds 0-999 (seed 323, a leaf gradient of 0.05;
+# the next worst 8.1e-5), each as far from the float64 referee as the other: 1e-3 for the
+# twins (graphs have no built-in witness) -- a wrong rule is off by O(1). Finite differences of a
 # 0-d gradient are measured against that gradient alone, so a leaf gradient that cancels to
 # ~1e-3 sees the differences' rounding error eps |L| / h ~ 1e-8 relative to |L| ~ 100
 # undiluted: an absolute 1e-6 floor (largest error seen over seeds 0-59: 3.3e-6 on a
 # gradient of ~1e2, inside its relative part), again far below any wrong rule.
-RANDOM_GRAPH_TOLERANCE = {"numpy-vs-torch:float32": Tolerance(rtol=3e-4),
+RANDOM_GRAPH_TOLERANCE = {"numpy-vs-torch:float32": Tolerance(rtol=1e-3),
                           "fd": Tolerance(rtol=FINITE_DIFFERENCE.rtol, atol=1e-6)}
 
 

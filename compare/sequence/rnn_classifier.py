@@ -85,7 +85,11 @@ CONCEPT = Concept(
                 cases=(_case("bench", 64, 50, input_size=32, hidden_size=128, output_size=10,
                              prepare=_small_recurrence),)),
     cases=[
-        _case("seed-example", 4, 7),
+        # Backpropagation through 7 float32 tanh steps: the twins' gradient of x differed by
+        # 1.08e-4 of its largest element at seed 330 (the NumPy twin 9.0e-5 from float64, the
+        # torch twin 1.8e-5); the next worst over seeds 0-399 was 7.7e-5. 3e-4 between them.
+        _case("seed-example", 4, 7,
+              tolerance={"numpy-vs-torch:float32": Tolerance(rtol=3e-4)}),
         _case("small-recurrent-weights", 4, 7, prepare=_small_recurrence),
         _case("one-step", 3, 1),
         _case("batch-of-one", 1, 5, prepare=_small_recurrence),
