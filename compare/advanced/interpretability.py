@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters
+from compare.tolerances import Tolerance
 from compare.data.text import CharVocab, builtin_text, get_batch
 from compare.finite_diff import numerical_gradient
 from compare.transformer.gpt import BuiltinGPT
@@ -361,9 +362,14 @@ CONCEPT = Concept(
         _text_case("trained-1-layer-4-heads-no-bias", "trained", steps=40, n_layer=1,
                    n_head=4, bias=False, batch=3, corrupt_at=5),
         _text_case("random-3-layer", "random", n_layer=3, length=6, corrupt_at=0),
+        # The hand-set copying head can leave dLD/dx exactly 0 at every sampled element (seed
+        # 337), where the analytic gradient is rounding (1.4e-13) and the finite differences
+        # exactly 0: an fd floor of 1e-11 for that tensor (elsewhere, over seeds 0-399, its
+        # fd error was at most 1.6e-9 on gradients of ~0.1, inside the relative bound).
         Case("copying-head", numpy=numpy_interp.InterpretableGPT,
              torch=torch_interp.InterpretableGPT, builtin=BuiltinInterpretableGPT,
-             prepare=None, fd=True, train=False, options=dict(source="copying", batch=3)),
+             prepare=None, fd=True, train=False, options=dict(source="copying", batch=3),
+             tolerance={"fd:grad.resid": Tolerance(rtol=1e-6, atol=1e-11)}),
     ],
 )
 
