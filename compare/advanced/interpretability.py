@@ -58,9 +58,9 @@ import numpy as np
 import torch
 
 from compare.concept import Bench, Case, Concept, Outcome, Trial, perturb_parameters
-from compare.tolerances import Tolerance
 from compare.data.text import CharVocab, builtin_text, get_batch
 from compare.finite_diff import numerical_gradient
+from compare.tolerances import Tolerance
 from compare.transformer.gpt import BuiltinGPT
 from numpy_impl.advanced import interpretability as numpy_interp
 from torch_impl.advanced import interpretability as torch_interp
