@@ -72,7 +72,7 @@ def markdown(records: list[dict], second: list[dict] | None = None) -> str:
     threads = next((r["environment"]["torch_threads"] for r in second or []
                     if "environment" in r), None)
     extra = f" {threads} threads: float32 | float64 |" if second else ""
-    lines = [_environment(records)] + ([_environment(second)] if second else []) + [
+    lines = [_environment(records)] + (["", _environment(second)] if second else []) + [
              "",
              "| concept | size | NumPy / torch, float32: median (min) | float64 |" + extra
              + " float32 ms: NumPy, torch twin, built-in (median) | peak MiB float32: NumPy, "
