@@ -62,6 +62,7 @@ from compare.concept import Bench, Case, Concept, Trial, fixed, perturb_paramete
 from compare.data.digits import Splits, digits
 from compare.parity import training_runner
 from compare.support.vision_builtin import BuiltinCNNFeatures
+from compare.tolerances import Tolerance
 from numpy_impl.layers.losses import CrossEntropyLoss as NumpyCrossEntropyLoss
 from numpy_impl.training import optimizers as numpy_optim
 from numpy_impl.vision import cnn as numpy_cnn
@@ -145,10 +146,11 @@ def _dyadic_convolutions(module: nn.Module, rng: np.random.Generator) -> None:
 
 
 def _case(name: str, x_shape: tuple[int, ...], fd: bool = True, x: Any = None,
-          prepare: Any = perturb_parameters, **init: Any) -> Case:
+          prepare: Any = perturb_parameters, tolerance: dict[str, Tolerance] | None = None,
+          **init: Any) -> Case:
     return Case(name, numpy=numpy_cnn.CNN, torch=torch_cnn.CNN, builtin=BuiltinCNN, init=init,
                 inputs=dict(x=x if x is not None else uniform(0.0, 1.0, *x_shape)),
-                prepare=prepare, fd=fd)
+                prepare=prepare, fd=fd, tolerance=tolerance or {})
 
 
 def _training(name: str, optimizer: str, steps: int = 20, batch: int = 4,
@@ -197,7 +199,14 @@ CONCEPT = Concept(
     cases=[
         _case("mnist-sizes", (2, 1, 28, 28)),
         _case("batch-of-one", (1, 1, 12, 12), num_classes=4, channels=(2, 3), image_size=12),
-        _case("small", (3, 1, 12, 12), num_classes=4, channels=(2, 3), image_size=12),
+        # conv1's two bias gradients sum the upstream gradient over every position and image,
+        # and can cancel: 6.9e-5 at seed 449 (terms ~1), where float32 rounding (5.2e-8) and
+        # the fd rounding (9.2e-11) passed their relative bounds. Floors 5x the worst over
+        # seeds 0-299: 4.8e-7 (float32, either check) and 1.1e-9 (fd).
+        _case("small", (3, 1, 12, 12), num_classes=4, channels=(2, 3), image_size=12,
+              tolerance={"float32:grad.param.features.conv1.bias": Tolerance(rtol=1e-4,
+                                                                             atol=2.5e-6),
+                         "fd:grad.param.features.conv1.bias": Tolerance(rtol=1e-6, atol=5e-9)}),
         # 15 -> 13 -> 6 (row and column 12 of conv1's output fall outside every pool window)
         _case("odd-size", (2, 1, 15, 15), num_classes=3, channels=(3, 4), image_size=15),
         _case("rgb", (2, 3, 10, 10), num_classes=5, in_channels=3, channels=(4, 4),
