@@ -78,15 +78,16 @@ def _perturb_strongly(module: Any, rng: np.random.Generator) -> None:
 def _bias_before_batchnorm_is_zero(depth: int) -> dict[str, Tolerance]:
     """In training, dL/db_k of an fc followed by batch norm is zero in exact arithmetic: the
     normalization subtracts the batch mean, which cancels any shift b_k adds. Every side returns
-    rounding noise for it (over every case, seeds 0-59, benchmarks/tolerance_audit.py: <= 5.3e-13
-    in float64, 1.6e-4 in float32, 7.6e-9 for central differences), which no relative tolerance
-    can compare; so these biases alone are held to an absolute bound 3-13x that noise, still far
-    below a real gradient (O(1) here): a bias that moves fails."""
+    rounding noise for it, which no relative tolerance can compare; so these biases alone are
+    held to an absolute bound about 5x the largest noise over every such case and seeds 0-999
+    (1.0e-12 in float64; 7.8e-4 in float32 at seed 656, where the upstream gradients are large,
+    the next largest 2.4e-4; 1.9e-8 for central differences), still far below a real bias
+    gradient (1e-2 to 1 in the cases without this cancellation): a bias that moves fails."""
     tolerance = {}
     for k in range(depth):
         name = f"grad.param.layers.{k}.fc.bias"
-        tolerance[f"float64:{name}"] = Tolerance(rtol=1e-10, atol=2e-12)
-        tolerance[f"float32:{name}"] = Tolerance(rtol=1e-4, atol=5e-4)
+        tolerance[f"float64:{name}"] = Tolerance(rtol=1e-10, atol=5e-12)
+        tolerance[f"float32:{name}"] = Tolerance(rtol=1e-4, atol=4e-3)
         tolerance[f"fd:{name}"] = Tolerance(rtol=1e-6, atol=1e-7)
     return tolerance
 
