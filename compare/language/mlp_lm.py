@@ -12,9 +12,12 @@ Two kinds of case, one ``run``:
   ``sample.tokens``: words drawn from the trained model with shared uniforms (inverse CDF).
   The built-in model, trained the same way, witnesses the torch twin.
 
-Sampled tokens are integers and must be equal. In float32 a draw could flip only if its
-uniform fell within rounding (~1e-7) of a CDF step: for the cases' ~100 draws, odds of about
-1e-5 per seed.
+Sampled tokens are integers and must be equal, so they are compared in float64 only. After
+a few float32 SGD steps the twins' parameters differ by ~1e-7 relative (6e-8 on embeddings of
+3.5 at seed 646), so are their probabilities, and a uniform that close to one of the 26 CDF
+steps picks the next word by rounding: about 1e-3 per seed for the cases' ~180 draws, and it
+happened at seed 646 (train-small-batches). In float64 the probabilities agree to ~1e-15.
+The float32 runs compare every loss and parameter.
 
 Run: ``python -m compare.language.mlp_lm [--data FILE] [--steps N] [run options]``: the
 comparison, then both twins trained side by side (losses per step, train / dev / test losses,
@@ -72,7 +75,7 @@ def corpus_examples(block_size: int) -> tuple[np.ndarray, np.ndarray]:
 
 # --- training: the same batches, each twin with its own optimizer --------------------------------
 def _train_numpy(model: Any, X: np.ndarray, Y: np.ndarray, batches: np.ndarray, lr: float,
-                 uniforms: np.ndarray) -> dict[str, np.ndarray]:
+                 uniforms: np.ndarray, sample: bool) -> dict[str, np.ndarray]:
     optimizer = SGD(model.parameters(), lr=lr)
     values = {}
     for k, rows in enumerate(batches, start=1):
@@ -80,12 +83,14 @@ def _train_numpy(model: Any, X: np.ndarray, Y: np.ndarray, batches: np.ndarray, 
             numpy_twin.train_step(model, optimizer, X[rows], Y[rows]), dtype=uniforms.dtype)
     for name, param in model.named_parameters():
         values[f"step{len(batches)}/param.{name}"] = param.data.copy()
-    values["sample.tokens"] = numpy_twin.sample(model, uniforms)
+    if sample:
+        values["sample.tokens"] = numpy_twin.sample(model, uniforms)
     return values
 
 
 def _train_torch(model: torch.nn.Module, X: np.ndarray, Y: np.ndarray, batches: np.ndarray,
-                 lr: float, uniforms: np.ndarray, device: str) -> dict[str, np.ndarray]:
+                 lr: float, uniforms: np.ndarray, sample: bool, device: str,
+                 ) -> dict[str, np.ndarray]:
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     X_t, Y_t = torch.from_numpy(X).to(device), torch.from_numpy(Y).to(device)
     dtype = next(model.parameters()).dtype
@@ -96,8 +101,9 @@ def _train_torch(model: torch.nn.Module, X: np.ndarray, Y: np.ndarray, batches: 
         values[f"step{k}/loss"] = torch.tensor(loss, dtype=dtype).numpy()
     for name, param in model.named_parameters():
         values[f"step{len(batches)}/param.{name}"] = param.detach().cpu().numpy().copy()
-    model.cpu()  # sampling builds its tensors on the CPU
-    values["sample.tokens"] = torch_twin.sample(model, torch.from_numpy(uniforms)).numpy()
+    if sample:
+        model.cpu()  # sampling builds its tensors on the CPU
+        values["sample.tokens"] = torch_twin.sample(model, torch.from_numpy(uniforms)).numpy()
     return values
 
 
@@ -112,15 +118,15 @@ def run(case: Case, trial: Trial, numpy_cls: Any = None, torch_cls: Any = None) 
     X, Y = corpus_examples(case.init["block_size"])
     batches = rng.integers(0, len(X), size=(options["steps"], options["batch_size"]))
     uniforms = trial.cast(rng.random((options["samples"], options["max_len"])))
-    lr = options["lr"]
+    lr, sample = options["lr"], trial.dtype == "float64"   # words: float64 only (docstring)
     numpy_values = _train_numpy(make_numpy_twin(case, state, trial, numpy_cls), X, Y, batches,
-                                lr, uniforms)
+                                lr, uniforms, sample)
     torch_values = _train_torch(torch_module(torch_cls or case.torch, case, state, trial), X, Y,
-                                batches, lr, uniforms, trial.device)
+                                batches, lr, uniforms, sample, trial.device)
     outcome = Outcome(numpy=numpy_values, torch=torch_values)
     if trial.builtin and case.builtin is not None:
         outcome.builtin = _train_torch(torch_module(case.builtin, case, state, trial), X, Y,
-                                       batches, lr, uniforms, trial.device)
+                                       batches, lr, uniforms, sample, trial.device)
     return outcome
 
 
@@ -230,8 +236,7 @@ CONCEPT = Concept(
     extra_plots=extra_plots,
     # integers below 1e12: any difference (>= 1) exceeds 1e-12 max|b|, so the same words,
     # token for token (rtol=0 itself trips the plots' log10 axis)
-    tolerance={"float64:sample.tokens": Tolerance(rtol=1e-12),
-               "float32:sample.tokens": Tolerance(rtol=1e-12)},
+    tolerance={"float64:sample.tokens": Tolerance(rtol=1e-12)},   # float64 only: docstring
     bench=Bench("one SGD step of the MLP language model (block 3, n_embd 10, n_hidden 200) on a "
                 "batch of 32 contexts", work=train_step_work(
                     (numpy_twin.MLPLanguageModel, None, SGD,
