@@ -254,7 +254,9 @@ def test_the_site_is_offline_relocatable_and_reproducible(capsys, tmp_path):
     code, out, err = run(capsys, "report", str(tmp_path / "built"), "linear", "layernorm",
                          "--seed", "4")
     assert code == 0 and "index.html" in out
-    assert re.search(r"\[2/2\] layers/layernorm: agree \(\d+\.\d s, CPU .* s elapsed\)", err)
+    # progress lines come in the order the concepts finish, which the machine's load decides
+    for name in ("layers/linear", "layers/layernorm"):
+        assert re.search(rf"\[[12]/2\] {name}: agree \(\d+\.\d s, CPU .* s elapsed\)", err)
     moved = tmp_path / "elsewhere"
     shutil.move(tmp_path / "built", moved)  # relocatable: only relative links
     index = (moved / "index.html").read_text()
