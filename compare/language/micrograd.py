@@ -284,7 +284,8 @@ CONCEPT = Concept(
         _graph_case("sanity", graph=SANITY),
         _graph_case("more-ops", graph=MORE_OPS),
         _graph_case("random", leaves=4, ops=40, reuse=0.3, tolerance=_LEAF_FLOORS),
-        _graph_case("hubs", leaves=3, ops=60, reuse=0.7, tolerance=_LEAF_FLOORS),   # a few nodes used dozens of times
+        # a few nodes used dozens of times
+        _graph_case("hubs", leaves=3, ops=60, reuse=0.7, tolerance=_LEAF_FLOORS),
         # long chains of recent nodes. A leaf's gradient can cancel to exactly 0 (x0 at seed
         # 442) while its terms are ~1e3: the twins then give rounding, +-3.6e-15 in float64 and
         # 1.9e-6 in float32. Absolute floors 5x the largest difference seen on any x0 over
