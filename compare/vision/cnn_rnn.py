@@ -48,9 +48,10 @@ class BuiltinCNNRNN(nn.Module):
 SMALL = dict(channels=(2, 3), image_size=12)  # 12 -> 10 -> 5 -> 3 -> 1: 3 features per frame
 
 
-def _case(name: str, x_shape: tuple[int, ...], **init: Any) -> Case:
+def _case(name: str, x_shape: tuple[int, ...], tolerance: dict[str, Tolerance] | None = None,
+          **init: Any) -> Case:
     return Case(name, numpy=numpy_twin.CNNRNN, torch=torch_twin.CNNRNN, builtin=BuiltinCNNRNN,
-                init=init, inputs=dict(x=uniform(0.0, 1.0, *x_shape)))
+                init=init, inputs=dict(x=uniform(0.0, 1.0, *x_shape)), tolerance=tolerance or {})
 
 
 CONCEPT = Concept(
@@ -73,7 +74,13 @@ CONCEPT = Concept(
     cases=[
         # full-size frames, one sequence of two: finite differences cost two forward passes
         # per checked element, so the batch and sequence variations run on 12x12 frames
-        _case("mnist-sizes", (1, 2, 1, 28, 28)),
+        # 28x28 frames hold many ReLU and max-pool kinks, and an element whose step straddles
+        # one is differenced from its clean side (the engine's kink rule), which is accurate to
+        # h |f''| / 2, not h^2: up to 1.1e-6 over seeds 0-999 (conv2.weight, seed 713), 8.8e-7
+        # on conv1.bias's 0.53 at seed 887, beyond its 1e-6. An fd floor 5x that for this case;
+        # a wrong backward is off by the gradient's own size.
+        _case("mnist-sizes", (1, 2, 1, 28, 28),
+              tolerance={"fd": Tolerance(rtol=1e-6, atol=5.6e-6)}),
         _case("small", (3, 4, 1, 12, 12), num_classes=3, hidden_size=5, **SMALL),
         _case("one-frame", (2, 1, 1, 12, 12), num_classes=3, hidden_size=5, **SMALL),
         _case("long-sequence", (2, 9, 1, 12, 12), num_classes=2, hidden_size=4, **SMALL),
